@@ -1,0 +1,88 @@
+"""The two files a training run leaves: model.h5 (model + metadata) and weights.h5 (weights only).
+
+model.h5 is Keras's HDF5 model file; the class names, image size and resizing method are added
+as HDF5 attributes, so predict.py needs nothing else. weights.h5 is in the legacy HDF5 weights
+layout: Keras 3's save_weights() refuses a name without .weights.h5, but load_weights("weights.h5")
+still reads that layout, so we copy the weights group Keras wrote into model.h5 with h5py.
+"""
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import h5py
+
+from .config import UsageError
+
+METADATA_KEY = "classifier_metadata"
+
+
+@contextmanager
+def atomic_path(path):
+    """Yield a temporary name beside `path`; rename it over `path` only if the block succeeds.
+
+    A crash or Ctrl-C while writing leaves the previous file untouched.
+    """
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
+    os.close(handle)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def save(model, metadata, model_path, weights_path):
+    """Write model.h5 (with metadata) and weights.h5, each atomically."""
+    with atomic_path(model_path) as temporary:
+        model.save(temporary)
+        with h5py.File(temporary, "a") as file:
+            file.attrs[METADATA_KEY] = json.dumps(metadata)
+    with atomic_path(weights_path) as temporary, h5py.File(model_path, "r") as source, h5py.File(temporary, "w") as target:
+        weights = source["model_weights"]
+        for key, value in weights.attrs.items():
+            target.attrs[key] = value
+        for name in weights:
+            source.copy(weights[name], target, name=name)
+
+
+def read_metadata(model_path):
+    try:
+        with h5py.File(model_path, "r") as file:
+            return json.loads(file.attrs[METADATA_KEY])
+    except KeyError:
+        raise UsageError(f"{model_path} was not written by train_CNN.py (no class names or image size in it); retrain with train_CNN.py")
+    except OSError as error:
+        raise UsageError(f"{model_path} is not a readable HDF5 model file ({error}); train one with train_CNN.py")
+
+
+def load(model_path, weights_path=None):
+    """Load model.h5 (in Keras safe mode: no arbitrary code), then weights.h5 into it.
+
+    Returns (model, metadata). Every failure is a UsageError naming the file.
+    """
+    import keras
+
+    for path in (model_path, weights_path):
+        if path is not None and not Path(path).is_file():
+            raise UsageError(f"{path} not found: train a model with `python train_CNN.py` or pass --model/--weights")
+    metadata = read_metadata(model_path)
+    try:
+        model = keras.models.load_model(model_path, compile=False, safe_mode=True)
+    except Exception as error:
+        raise UsageError(f"{model_path} could not be loaded ({_first_line(error)})")
+    if weights_path is not None:
+        try:
+            model.load_weights(weights_path)
+        except Exception as error:
+            raise UsageError(f"{weights_path} does not fit the model in {model_path} ({_first_line(error)}); "
+                             "use the weights.h5 written with that model.h5")
+    return model, metadata
+
+
+def _first_line(error):
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

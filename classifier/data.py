@@ -1,0 +1,122 @@
+"""The input pipeline: a folder of class sub-folders becomes a tf.data stream of image batches.
+
+Keras 3 removed ImageDataGenerator; its successor is keras.utils.image_dataset_from_directory,
+which decodes and resizes with TensorFlow in parallel. Augmentation and rescaling are layers of
+the model itself (model.py), so they travel inside model.h5.
+"""
+import os
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from .config import INTERPOLATION, TEST_DIR, TRAIN_DIR, UsageError
+from .images import BadImage, check_training_image, is_image_name
+
+
+def class_folders(split_dir):
+    """The class sub-folders of a split, sorted: their order fixes the labels (0, 1)."""
+    return sorted(entry.name for entry in os.scandir(split_dir) if entry.is_dir() and not entry.name.startswith("."))
+
+
+def check_layout(data_dir):
+    """Check DATA/Training_Set and DATA/Test_Set hold the same two class folders; return their names."""
+    data_dir = Path(data_dir)
+    names = {}
+    for split in (TRAIN_DIR, TEST_DIR):
+        split_dir = data_dir / split
+        if not split_dir.is_dir():
+            raise UsageError(f"{split_dir} not found: --data must hold {TRAIN_DIR}/ and {TEST_DIR}/, each with one folder per class")
+        names[split] = class_folders(split_dir)
+        if len(names[split]) != 2:
+            found = ", ".join(names[split]) or "none"
+            raise UsageError(f"{split_dir} must hold exactly 2 class folders (found {len(names[split])}: {found}); this toolkit trains two-class models")
+    if names[TRAIN_DIR] != names[TEST_DIR]:
+        raise UsageError(
+            f"the class folders differ: {data_dir / TRAIN_DIR} has {', '.join(names[TRAIN_DIR])} but "
+            f"{data_dir / TEST_DIR} has {', '.join(names[TEST_DIR])}; give both sets the same class folders")
+    return names[TRAIN_DIR]
+
+
+def list_class_files(split_dir, class_names):
+    """The image files of each class folder, walked as image_dataset_from_directory walks them."""
+    files = {}
+    for name in class_names:
+        files[name] = sorted(
+            Path(root, file) for root, _, names in os.walk(Path(split_dir, name)) for file in names if is_image_name(file))
+    return files
+
+
+def scan_split(split_dir, class_names):
+    """Decode every image once; warn about each unreadable one. Returns (good files per class, bad count)."""
+    files = list_class_files(split_dir, class_names)
+
+    def check(path):
+        try:
+            check_training_image(path)
+            return None
+        except BadImage as bad:
+            return bad
+
+    good, bad_count = {}, 0
+    with ThreadPoolExecutor(os.cpu_count()) as pool:  # Pillow decodes outside the GIL
+        for name, paths in files.items():
+            good[name] = []
+            for path, bad in zip(paths, pool.map(check, paths)):
+                if bad:
+                    bad_count += 1
+                    print(f"warning: skipping {bad}", file=sys.stderr)
+                else:
+                    good[name].append(path)
+            if not good[name]:
+                raise UsageError(f"{Path(split_dir, name)} has no readable images: put .jpg or .png photos of {name} there")
+    return good, bad_count
+
+
+def _view_without_bad_files(good, workdir):
+    """A folder of links to the good files only, so image_dataset_from_directory never sees a bad one."""
+    for name, paths in good.items():
+        os.makedirs(Path(workdir, name))
+        for index, path in enumerate(paths):
+            link = Path(workdir, name, f"{index:06d}_{path.name}")
+            try:
+                os.symlink(os.path.abspath(path), link)
+            except OSError:  # no symlinks (Windows without developer mode): a hard link, then a copy
+                try:
+                    os.link(path, link)
+                except OSError:
+                    import shutil
+                    shutil.copyfile(path, link)
+    return workdir
+
+
+def image_dataset(split_dir, class_names, image_size, batch_size, shuffle=False, seed=None):
+    """Stream a split as batches of (uint8-valued float images, 0/1 labels), cached after the first pass.
+
+    Returns (dataset, number of images, number of skipped files).
+    """
+    import tensorflow as tf
+    import keras
+
+    good, bad_count = scan_split(split_dir, class_names)
+    count = sum(len(paths) for paths in good.values())
+    source = split_dir
+    if bad_count:
+        # The temporary folder must outlive the dataset, which reads it lazily; it is removed at exit.
+        holder = tempfile.TemporaryDirectory(prefix="classifier-view-")
+        _KEEP_ALIVE.append(holder)
+        source = _view_without_bad_files(good, holder.name)
+    dataset = keras.utils.image_dataset_from_directory(
+        source, labels="inferred", label_mode="binary", class_names=class_names,
+        image_size=(image_size, image_size), interpolation=INTERPOLATION,
+        batch_size=None, shuffle=False, verbose=False)
+    # Cache the decoded, resized images as uint8 (4x smaller than float32): later epochs skip decoding.
+    dataset = dataset.map(lambda image, label: (tf.cast(tf.round(image), tf.uint8), label),
+                          num_parallel_calls=tf.data.AUTOTUNE).cache()
+    if shuffle:
+        dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size).map(lambda image, label: (tf.cast(image, tf.float32), label))
+    return dataset.prefetch(tf.data.AUTOTUNE), count, bad_count
+
+
+_KEEP_ALIVE = []
