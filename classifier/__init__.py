@@ -8,3 +8,29 @@ import os
 # TensorFlow's C++ start-up logs (oneDNN notices, CUDA probing on CPU-only machines) would bury
 # our own lines; users can still raise the level by setting the variable themselves.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def import_tensorflow():
+    """Import TensorFlow and Keras with TensorFlow's C++ start-up lines hidden.
+
+    Those lines (oneDNN notices, "Could not find cuda drivers") are written straight to the
+    stderr file descriptor before any log setting applies, so stderr is pointed at /dev/null for
+    the import only. Python errors raised by the import still show: they print afterwards.
+    """
+    import logging
+    import sys
+
+    if "tensorflow" not in sys.modules:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            with open(os.devnull, "w") as devnull:
+                os.dup2(devnull.fileno(), 2)
+                import tensorflow  # noqa: F401
+                import keras  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        # Keras notes through absl that HDF5 files are "legacy": writing them is the point here.
+        logging.getLogger("absl").setLevel(logging.ERROR)
+    return sys.modules["tensorflow"]

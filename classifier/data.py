@@ -10,6 +10,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from . import import_tensorflow
 from .config import INTERPOLATION, TEST_DIR, TRAIN_DIR, UsageError
 from .images import BadImage, check_training_image, is_image_name
 
@@ -95,10 +96,10 @@ def image_dataset(split_dir, class_names, image_size, batch_size, shuffle=False,
 
     Returns (dataset, number of images, number of skipped files).
     """
-    import tensorflow as tf
+    good, bad_count = scan_split(split_dir, class_names)  # before TensorFlow loads: layout errors answer at once
+    tf = import_tensorflow()
     import keras
 
-    good, bad_count = scan_split(split_dir, class_names)
     count = sum(len(paths) for paths in good.values())
     source = split_dir
     if bad_count:

@@ -8,7 +8,7 @@ import signal
 import time
 from pathlib import Path
 
-from . import artifacts, reports
+from . import artifacts, import_tensorflow, reports
 from .config import CHECKPOINT_DIR, INTERPOLATION, MODEL_FILE, REPORTS_DIR, TEST_DIR, TRAIN_DIR, WEIGHTS_FILE, UsageError
 from .data import check_layout, image_dataset
 
@@ -84,6 +84,7 @@ def train(data_dir, output_dir, model_kind, image_size, batch_size, epochs, lear
         print(f"Skipped {train_bad + test_bad} unreadable files ({train_bad} in {TRAIN_DIR}, {test_bad} in {TEST_DIR}).")
     print(f"{TRAIN_DIR}: {train_count} images, {TEST_DIR}: {test_count} images; classes {class_names[0]} (0) and {class_names[1]} (1)")
 
+    import_tensorflow()
     import keras
     from .model import make_model
 
@@ -101,7 +102,8 @@ def train(data_dir, output_dir, model_kind, image_size, batch_size, epochs, lear
     ]
     stop_on_sigterm()
     started = time.time()
-    model.fit(train_ds, validation_data=test_ds, epochs=epochs, callbacks=callbacks, verbose=_progress_verbosity())
+    model.fit(train_ds, validation_data=test_ds, epochs=epochs, callbacks=callbacks,
+              shuffle=False, verbose=_progress_verbosity())  # the dataset shuffles itself
     minutes = (time.time() - started) / 60
 
     if best_path.exists():  # keep the best epoch, not the last

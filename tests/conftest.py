@@ -1,0 +1,51 @@
+"""Shared fixtures: small image folders generated with Pillow, and the scripts run as a user runs them."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+PROJECT = Path(__file__).resolve().parent.parent
+SHARED_DATASET = PROJECT.parent / "shared" / "datasets" / "cats_vs_dogs"
+COLOURS = {"Cats": (40, 60, 160), "Dogs": (220, 140, 40)}  # two easily told apart "species"
+
+
+def make_photo(path, colour, size=(40, 40), seed=0, mode="RGB", **save_options):
+    """A noisy picture of one colour: enough for a model to learn, small enough to be quick."""
+    rng = np.random.default_rng(seed)
+    pixels = np.clip(rng.normal(colour, 30, size=(size[1], size[0], 3)), 0, 255).astype(np.uint8)
+    image = Image.fromarray(pixels).convert(mode)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, **save_options)
+    return path
+
+
+def make_dataset(root, train_per_class=12, test_per_class=6):
+    for split, count in (("Training_Set", train_per_class), ("Test_Set", test_per_class)):
+        for name, colour in COLOURS.items():
+            for index in range(count):
+                make_photo(Path(root, split, name, f"{name.lower()}.{index}.jpg"), colour, seed=index)
+    return Path(root)
+
+
+def run_script(script, *args, cwd=None, timeout=600):
+    """Run train_CNN.py or predict.py in a fresh Python, as a user does in a terminal."""
+    return subprocess.run([sys.executable, str(PROJECT / script), *map(str, args)], cwd=cwd or PROJECT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("dataset"))
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, dataset):
+    """One small training run shared by the tests that need model.h5 and weights.h5."""
+    output = tmp_path_factory.mktemp("trained")
+    result = run_script("train_CNN.py", "--data", dataset, "--output", output, "--epochs", 1, "--image-size", 32)
+    assert result.returncode == 0, result.stderr
+    return output, result
