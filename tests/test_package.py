@@ -1,0 +1,69 @@
+"""Focused tests of the package: the two files, the input pipeline, and train/predict agreement."""
+import h5py
+import numpy as np
+import pytest
+from PIL import Image
+
+from classifier import artifacts, import_tensorflow
+from classifier.data import image_dataset
+from classifier.images import load_image
+from classifier.model import make_model
+from conftest import COLOURS, make_dataset, make_photo
+
+import_tensorflow()
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("saved")
+    model = make_model("cnn", 32)
+    metadata = {"class_names": ["Cats", "Dogs"], "image_size": 32, "interpolation": "area"}
+    artifacts.save(model, metadata, folder / "model.h5", folder / "weights.h5")
+    images = np.random.default_rng(0).integers(0, 256, size=(4, 32, 32, 3)).astype("float32")
+    return folder, model, images
+
+
+def test_model_h5_carries_its_metadata(saved):
+    folder, _, _ = saved
+    assert artifacts.read_metadata(folder / "model.h5")["class_names"] == ["Cats", "Dogs"]
+    model, metadata = artifacts.load(folder / "model.h5", folder / "weights.h5")
+    assert metadata["image_size"] == 32 and model.input_shape == (None, 32, 32, 3)
+
+
+def test_weights_h5_is_the_legacy_layout_that_load_weights_reads(saved):
+    folder, model, images = saved
+    with h5py.File(folder / "weights.h5") as file:
+        layer_names = [getattr(name, "decode", lambda: name)() for name in file.attrs["layer_names"]]
+        assert "model_weights" not in file and layer_names == [layer.name for layer in model.layers]
+    fresh = make_model("cnn", 32)  # new random weights...
+    assert not np.allclose(fresh.predict_on_batch(images), model.predict_on_batch(images))
+    fresh.load_weights(str(folder / "weights.h5"))  # ...replaced by the saved ones
+    np.testing.assert_allclose(fresh.predict_on_batch(images), model.predict_on_batch(images), atol=1e-6)
+
+
+def test_atomic_save_leaves_no_temporary_files(saved):
+    folder, _, _ = saved
+    assert sorted(path.name for path in folder.iterdir()) == ["model.h5", "weights.h5"]
+
+
+def test_pipeline_labels_follow_sorted_folder_names(tmp_path):
+    data = make_dataset(tmp_path, train_per_class=3, test_per_class=1)
+    dataset, count, bad = image_dataset(data / "Training_Set", ["Cats", "Dogs"], 16, batch_size=4)
+    images, labels = map(np.concatenate, zip(*[(x.numpy(), y.numpy()) for x, y in dataset]))
+    assert (count, bad) == (6, 0) and images.shape == (6, 16, 16, 3)
+    blue_is_cat = images[..., 2].mean(axis=(1, 2)) > images[..., 0].mean(axis=(1, 2))
+    np.testing.assert_array_equal(labels.reshape(-1), np.where(blue_is_cat, 0.0, 1.0))
+
+
+def test_prediction_resizes_like_training(tmp_path):
+    """Pillow's BOX filter (predict.py) and TensorFlow's area resize (training) agree to ~1 grey level."""
+    y, x = np.mgrid[0:300, 0:400]
+    smooth = np.stack([x * 255 / 400, y * 255 / 300, 128 + 100 * np.sin(x / 15) * np.cos(y / 20)], axis=-1)
+    path = tmp_path / "big.png"
+    Image.fromarray(smooth.astype(np.uint8)).save(path)
+    ours = load_image(path, 96).astype(float)
+    decoded = tf.io.decode_image(tf.io.read_file(str(path)), channels=3)
+    trained = tf.image.resize(decoded, (96, 96), method="area").numpy()
+    assert np.abs(ours - trained).mean() < 1.0
