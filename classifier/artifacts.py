@@ -13,6 +13,7 @@ from pathlib import Path
 
 import h5py
 
+from . import legacy
 from .config import UsageError
 
 METADATA_KEY = "classifier_metadata"
@@ -27,6 +28,9 @@ def atomic_path(path):
     path = Path(path)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
     os.close(handle)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    os.chmod(temporary, 0o666 & ~umask)  # mkstemp's file is private (0600); give the mode open() would
     try:
         yield temporary
         os.replace(temporary, path)
@@ -36,12 +40,20 @@ def atomic_path(path):
 
 
 def save(model, metadata, model_path, weights_path):
-    """Write model.h5 (with metadata) and weights.h5, each atomically."""
-    with atomic_path(model_path) as temporary:
-        model.save(temporary)
-        with h5py.File(temporary, "a") as file:
+    """Write model.h5 (with metadata) and weights.h5, each atomically.
+
+    Both are written in full before either is renamed into place, so a failure or Ctrl-C while
+    writing never leaves a new model.h5 beside the old weights.h5.
+    """
+    with atomic_path(model_path) as model_temporary, atomic_path(weights_path) as weights_temporary:
+        model.save(model_temporary)
+        with h5py.File(model_temporary, "a") as file:
             file.attrs[METADATA_KEY] = json.dumps(metadata)
-    with atomic_path(weights_path) as temporary, h5py.File(model_path, "r") as source, h5py.File(temporary, "w") as target:
+        _copy_weights(model_temporary, weights_temporary)
+
+
+def _copy_weights(model_path, weights_path):
+    with h5py.File(model_path, "r") as source, h5py.File(weights_path, "w") as target:
         weights = source["model_weights"]
         for key, value in weights.attrs.items():
             target.attrs[key] = value
@@ -52,16 +64,20 @@ def save(model, metadata, model_path, weights_path):
 def read_metadata(model_path):
     try:
         with h5py.File(model_path, "r") as file:
-            return json.loads(file.attrs[METADATA_KEY])
-    except KeyError:
+            metadata = json.loads(file.attrs[METADATA_KEY])
+        if not {"class_names", "image_size"} <= set(metadata):
+            raise KeyError
+        return metadata
+    except (KeyError, TypeError, ValueError):  # no attribute, or not the JSON train_CNN.py writes
         raise UsageError(f"{model_path} was not written by train_CNN.py (no class names or image size in it); retrain with train_CNN.py")
     except OSError as error:
         raise UsageError(f"{model_path} is not a readable HDF5 model file ({error}); train one with train_CNN.py")
 
 
-def load(model_path, weights_path=None):
+def load(model_path, weights_path=None, class_names=None):
     """Load model.h5 (in Keras safe mode: no arbitrary code), then weights.h5 into it.
 
+    A model.h5 from a Keras 2 script is rebuilt by legacy.py; class_names names its classes.
     Returns (model, metadata). Every failure is a UsageError naming the file.
     """
     import keras
@@ -69,12 +85,22 @@ def load(model_path, weights_path=None):
     for path in (model_path, weights_path):
         if path is not None and not Path(path).is_file():
             raise UsageError(f"{path} not found: train a model with `python train_CNN.py` or pass --model/--weights")
+    if legacy.keras2_version(model_path):
+        return legacy.load(model_path, weights_path, class_names)
     metadata = read_metadata(model_path)
     try:
         model = keras.models.load_model(model_path, compile=False, safe_mode=True)
     except Exception as error:
-        raise UsageError(f"{model_path} could not be loaded ({_first_line(error)})")
+        if "safe_mode" in str(error):  # Keras refused to deserialize Python code, e.g. a Lambda layer
+            raise UsageError(f"{model_path} refused by Keras's safe mode: it holds Python code (such as a Lambda layer) "
+                             "that could do anything when loaded; use a model.h5 written by train_CNN.py")
+        raise UsageError(f"{model_path} could not be loaded ({_first_line(error)}); train one with train_CNN.py")
     if weights_path is not None:
+        try:
+            with h5py.File(weights_path, "r"):
+                pass
+        except OSError as error:
+            raise UsageError(f"{weights_path} is not a readable HDF5 weights file ({error}); use the weights.h5 written with {model_path}")
         try:
             model.load_weights(weights_path)
         except Exception as error:

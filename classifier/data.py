@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import import_tensorflow
 from .config import INTERPOLATION, TEST_DIR, TRAIN_DIR, UsageError
-from .images import BadImage, check_training_image, is_image_name
+from .images import BadImage, check_training_image, is_image_name, save_upright
 
 
 def class_folders(split_dir):
@@ -49,37 +49,50 @@ def list_class_files(split_dir, class_names):
 
 
 def scan_split(split_dir, class_names):
-    """Decode every image once; warn about each unreadable one. Returns (good files per class, bad count)."""
+    """Decode every image once; warn about each unreadable one.
+
+    Returns (good files per class, bad count, the set of good files with an EXIF rotation).
+    """
     files = list_class_files(split_dir, class_names)
 
     def check(path):
         try:
-            check_training_image(path)
-            return None
+            return check_training_image(path)
         except BadImage as bad:
             return bad
 
-    good, bad_count = {}, 0
+    good, bad_count, rotated = {}, 0, set()
     with ThreadPoolExecutor(os.cpu_count()) as pool:  # Pillow decodes outside the GIL
         for name, paths in files.items():
             good[name] = []
-            for path, bad in zip(paths, pool.map(check, paths)):
-                if bad:
+            for path, result in zip(paths, pool.map(check, paths)):
+                if isinstance(result, BadImage):
                     bad_count += 1
-                    print(f"warning: skipping {bad}", file=sys.stderr)
-                else:
-                    good[name].append(path)
+                    print(f"warning: skipping {result}", file=sys.stderr)
+                    continue
+                good[name].append(path)
+                if result:
+                    rotated.add(path)
             if not good[name]:
                 raise UsageError(f"{Path(split_dir, name)} has no readable images: put .jpg or .png photos of {name} there")
-    return good, bad_count
+    return good, bad_count, rotated
 
 
-def _view_without_bad_files(good, workdir):
-    """A folder of links to the good files only, so image_dataset_from_directory never sees a bad one."""
+def _view_of_good_files(good, rotated, workdir, image_size):
+    """A folder of links to the checked files only, for image_dataset_from_directory.
+
+    Read directly, the split would also give TensorFlow the files the check left out: bad ones,
+    and hidden names such as macOS's ._photo.jpg, which stop training mid-epoch. Links are
+    named by number (a file name TensorFlow cannot encode, or one near the length limit, is
+    fine), and photos with an EXIF rotation become upright copies, as predict.py sees them.
+    """
     for name, paths in good.items():
         os.makedirs(Path(workdir, name))
         for index, path in enumerate(paths):
-            link = Path(workdir, name, f"{index:06d}_{path.name}")
+            if path in rotated:
+                save_upright(path, Path(workdir, name, f"{index:06d}.png"), image_size)
+                continue
+            link = Path(workdir, name, f"{index:06d}{path.suffix.lower()}")
             try:
                 os.symlink(os.path.abspath(path), link)
             except OSError:  # no symlinks (Windows without developer mode): a hard link, then a copy
@@ -96,17 +109,15 @@ def image_dataset(split_dir, class_names, image_size, batch_size, shuffle=False,
 
     Returns (dataset, number of images, number of skipped files).
     """
-    good, bad_count = scan_split(split_dir, class_names)  # before TensorFlow loads: layout errors answer at once
+    good, bad_count, rotated = scan_split(split_dir, class_names)  # before TensorFlow loads: layout errors answer at once
     tf = import_tensorflow()
     import keras
 
     count = sum(len(paths) for paths in good.values())
-    source = split_dir
-    if bad_count:
-        # The temporary folder must outlive the dataset, which reads it lazily; it is removed at exit.
-        holder = tempfile.TemporaryDirectory(prefix="classifier-view-")
-        _KEEP_ALIVE.append(holder)
-        source = _view_without_bad_files(good, holder.name)
+    # The temporary folder must outlive the dataset, which reads it lazily; it is removed at exit.
+    holder = tempfile.TemporaryDirectory(prefix="classifier-view-")
+    _KEEP_ALIVE.append(holder)
+    source = _view_of_good_files(good, rotated, holder.name, image_size)
     dataset = keras.utils.image_dataset_from_directory(
         source, labels="inferred", label_mode="binary", class_names=class_names,
         image_size=(image_size, image_size), interpolation=INTERPOLATION,

@@ -6,15 +6,18 @@ here too: Pillow turns EXIF-rotated phone photos upright and reads CMYK, 16-bit 
 """
 import os
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .config import IMAGE_EXTENSIONS
 
 # Formats TensorFlow's decoder reads; Pillow reads more, but a training file must pass both.
-TENSORFLOW_FORMATS = {"JPEG", "PNG", "GIF", "BMP"}
+# MPO is a JPEG with extra frames (many phone and 3D cameras write it); TensorFlow reads the first.
+TENSORFLOW_FORMATS = {"JPEG", "MPO", "PNG", "GIF", "BMP"}
+EXIF_ORIENTATION = 0x0112
 
 
 class BadImage(Exception):
@@ -62,6 +65,29 @@ def _walk(folder):
                 yield Path(root, name)
 
 
+@contextmanager
+def _pillow_warnings():
+    """Pillow warns about damaged metadata (a corrupt EXIF block) and images just over its pixel limit.
+
+    The first would be a stray line in predict.py's output, though the pixels are fine; the second
+    is refused as the decompression bomb it may be. (catch_warnings is not thread-safe: at worst a
+    warning prints, and Pillow's own error at twice the limit still holds.)
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        yield
+
+
+def _orientation(image):
+    """The EXIF orientation, 1 for upright; a damaged EXIF block counts as upright."""
+    try:
+        with _pillow_warnings():
+            return image.getexif().get(EXIF_ORIENTATION, 1)
+    except Exception:
+        return 1
+
+
 def _open(path, draft_size=None):
     """Open and fully decode with Pillow; every failure becomes a BadImage naming the file.
 
@@ -69,42 +95,70 @@ def _open(path, draft_size=None):
     which makes a 12-megapixel phone photo several times cheaper to read.
     """
     try:
-        with warnings.catch_warnings():
-            # Pillow only warns for images just over its pixel limit; treat them as bombs too.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(path)
+        # Our own file object: Pillow would keep a GIF's or MPO's file open after load() for other frames.
+        with _pillow_warnings(), open(path, "rb") as file:
+            image = Image.open(file)
             if draft_size:
                 image.draft("RGB", (draft_size, draft_size))
             image.load()
         return image
-    except Image.DecompressionBombError as error:
-        raise BadImage(path, f"too many pixels, refused as a possible decompression bomb ({error})")
-    except Image.DecompressionBombWarning:
-        raise BadImage(path, "too many pixels, refused as a possible decompression bomb")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise BadImage(path, f"too many pixels, refused as a possible decompression bomb ({error}); shrink it to use it")
     except FileNotFoundError:
         raise BadImage(path, "file not found (a broken link?)")
+    except PermissionError:
+        raise BadImage(path, "permission denied: make the file readable")
     except OSError as error:
         if os.path.isfile(path) and os.path.getsize(path) == 0:
             raise BadImage(path, "empty file (0 bytes)")
-        raise BadImage(path, f"not a readable image ({error})")
+        if isinstance(error, UnidentifiedImageError):  # its own text repeats the path
+            raise BadImage(path, "not an image (Pillow does not recognise the contents); save it as JPEG or PNG")
+        raise BadImage(path, f"damaged or incomplete image ({error})")
     except Exception as error:  # Pillow raises assorted errors on hostile bytes
-        raise BadImage(path, f"not a readable image ({type(error).__name__}: {error})")
+        raise BadImage(path, f"damaged image ({type(error).__name__}: {error})")
 
 
 def check_training_image(path):
-    """Raise BadImage unless both Pillow and TensorFlow's decoder can read the file."""
+    """Raise BadImage unless both Pillow and TensorFlow's decoder can read the file.
+
+    Returns True when the photo carries an EXIF rotation, which TensorFlow's decoder ignores:
+    the caller must hand TensorFlow an upright copy (see data.py). CMYK JPEGs, 16-bit, palette
+    and greyscale PNGs need nothing: TensorFlow decodes them to RGB as Pillow does.
+    """
     image = _open(path)
     if image.format not in TENSORFLOW_FORMATS:
         raise BadImage(path, f"{image.format} data in a {Path(path).suffix} file; save it as JPEG or PNG")
-    if image.mode == "CMYK":
-        raise BadImage(path, "CMYK JPEG, which TensorFlow cannot decode; save it as RGB")
+    if image.format == "BMP":
+        # TensorFlow reads the bit depth at byte 28 and decodes only 24/32-bit colour (8-bit as grey).
+        with open(path, "rb") as file:
+            bits = int.from_bytes(file.read(30)[28:30], "little")
+        if bits not in (24, 32):
+            raise BadImage(path, f"{bits}-bit BMP, which TensorFlow cannot decode in colour; save it as PNG")
+    return _orientation(image) in range(2, 9)
+
+
+def save_upright(path, target, image_size):
+    """Save a photo with an EXIF rotation upright as PNG, for TensorFlow's decoder, which ignores EXIF.
+
+    It is read as load_image reads it (JPEG draft, never below image_size), so a training photo
+    is shrunk the way predict.py shrinks one; PNG adds no second lossy pass.
+    """
+    with _pillow_warnings():
+        image = ImageOps.exif_transpose(_open(path, draft_size=image_size))
+    if image.mode not in ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"):  # what PNG holds; CMYK is not
+        image = image.convert("RGB")
+    image.save(target, format="PNG")
 
 
 def load_image(path, image_size):
     """Read a photo as the model sees it: upright, RGB, image_size x image_size, uint8."""
     image = _open(path, draft_size=image_size)
     try:
-        image = ImageOps.exif_transpose(image)
+        if _orientation(image) != 1:
+            with _pillow_warnings():
+                image = ImageOps.exif_transpose(image)
+        if image.mode == "P":  # via RGBA, as Pillow asks for palettes with transparency (else it warns)
+            image = image.convert("RGBA")
         if image.mode.startswith("I;16"):
             # 16-bit greyscale: scale to 8 bits instead of clipping every value above 255.
             image = image.convert("I").point(lambda value: value / 256).convert("L")

@@ -15,9 +15,9 @@ from .data import class_folders
 from .images import BadImage, find_images, load_image
 
 
-def load_classifier(model_path, weights_path):
+def load_classifier(model_path, weights_path, class_names=None):
     import_tensorflow()
-    return artifacts.load(model_path, weights_path)
+    return artifacts.load(model_path, weights_path, class_names)
 
 
 def label_of(probability, class_names):

@@ -1,0 +1,67 @@
+"""`train_CNN.py --export FORMAT`: the trained model in another format, for serving or for phones.
+
+    keras       MODEL.keras         Keras 3's own format: keras.models.load_model("model.keras")
+    savedmodel  MODEL_savedmodel/   TensorFlow SavedModel (TF Serving, tf.saved_model.load)
+    tflite      MODEL.tflite        TensorFlow Lite / LiteRT, for phones and small boards
+
+Every format takes what model.h5 takes: float32 RGB images of shape (N, size, size, 3) with values
+0-255 (the model rescales them itself), and returns (N, 1), the probability of the second class.
+A MODEL_metadata.json beside it names the classes and the image size, which the formats cannot hold.
+"""
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from . import artifacts, import_tensorflow
+from .config import UsageError
+
+FORMATS = ("keras", "savedmodel", "tflite")
+
+
+def export(model_path, fmt, output_dir, overwrite=False):
+    """Write the model of model_path in format fmt into output_dir; returns the path written."""
+    stem, output = Path(model_path).stem, Path(output_dir)
+    target = output / {"keras": f"{stem}.keras", "savedmodel": f"{stem}_savedmodel", "tflite": f"{stem}.tflite"}[fmt]
+    if target.exists() and not overwrite:
+        raise UsageError(f"{target} already exists: pass --overwrite to replace it, or --output DIR to write elsewhere")
+    tf = import_tensorflow()
+    model, metadata = artifacts.load(model_path)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f".{stem}-export-", dir=output) as scratch:
+            written = Path(scratch, target.name)
+            if fmt == "keras":
+                model.save(written)
+            elif fmt == "savedmodel":
+                save_inference_graph(model, metadata["image_size"], written)
+            else:
+                save_inference_graph(model, metadata["image_size"], Path(scratch, "savedmodel"))
+                written.write_bytes(tf.lite.TFLiteConverter.from_saved_model(str(Path(scratch, "savedmodel"))).convert())
+            if target.is_dir():
+                shutil.rmtree(target)
+            written.replace(target)  # only a finished export replaces an earlier one
+        sidecar = output / f"{stem}_metadata.json"
+        sidecar.write_text(json.dumps({**metadata, "input": "float32 RGB, shape (N, size, size, 3), values 0-255",
+                                       "output": f"(N, 1): probability of {metadata['class_names'][1]}"}, indent=2) + "\n")
+    except OSError as error:
+        raise UsageError(f"cannot write to {output} ({error.strerror or error}): pass --output DIR with a writable folder")
+    print(f"Wrote {target} (and {sidecar.name}: class names {', '.join(metadata['class_names'])}, "
+          f"{metadata['image_size']}x{metadata['image_size']} px)")
+    return target
+
+
+def save_inference_graph(model, image_size, path):
+    """A SavedModel whose `serve` signature runs the model with training=False.
+
+    model.export() alone would trace the augmentation layers in training mode (their default when
+    called outside fit/predict), so the exported model would flip and zoom every photo it is given.
+    """
+    import keras
+    tf = import_tensorflow()
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serve", lambda images: model(images, training=False),
+                         input_signature=[tf.TensorSpec((None, image_size, image_size, 3), tf.float32, name="images")])
+    archive.write_out(str(path), verbose=False)

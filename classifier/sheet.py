@@ -1,0 +1,104 @@
+"""A contact sheet: the labelled photos as captioned thumbnails in one picture, drawn with Pillow.
+
+A glance at the sheet shows what a list of paths and numbers hides: which photos the model is
+unsure about (framed in amber), and whether the confident ones look right.
+"""
+import math
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from .config import UsageError
+from .images import BadImage, _open
+
+LOW_CONFIDENCE = 0.7   # below this a label is marked as doubtful
+MAX_IMAGES = 500       # a bigger sheet would take gigabytes of memory; the first ones are drawn
+COLUMNS = 6
+THUMB, FRAME, GAP, CAPTION, HEADER = 176, 5, 14, 46, 52
+
+INK, MUTED, PAPER = (33, 33, 33), (117, 117, 117), (250, 250, 250)
+SURE, DOUBT = (46, 125, 50), (239, 108, 0)
+FORMATS = (".png", ".jpg", ".jpeg")
+
+
+def check_sheet_path(path):
+    """Refuse a sheet name Pillow cannot write, before any photo is labelled."""
+    path = Path(path)
+    if path.suffix.lower() not in FORMATS:
+        raise UsageError(f"--sheet {path}: name the contact sheet .png or .jpg")
+    if not path.parent.is_dir():
+        raise UsageError(f"--sheet {path}: folder {path.parent} not found; create it or pick another path")
+
+
+def make_sheet(rows, path, columns=COLUMNS):
+    """Draw rows of (image path, label, confidence) as a grid of captioned thumbnails; save it to path.
+
+    Returns the number of thumbnails drawn (at most MAX_IMAGES).
+    """
+    rows = [(Path(image), label, float(confidence)) for image, label, confidence in rows][:MAX_IMAGES]
+    columns = max(1, min(columns, len(rows)))
+    cell_w, cell_h = THUMB + 2 * FRAME, THUMB + 2 * FRAME + CAPTION
+    width = GAP + columns * (cell_w + GAP)
+    height = HEADER + math.ceil(len(rows) / columns) * (cell_h + GAP) + GAP
+    sheet = Image.new("RGB", (max(width, 520), height), PAPER)
+    draw = ImageDraw.Draw(sheet)
+    fonts = {size: ImageFont.load_default(size=size) for size in (12, 15, 18)}
+
+    doubtful = sum(confidence < LOW_CONFIDENCE for _, _, confidence in rows)
+    draw.text((GAP, 14), f"{len(rows)} images", font=fonts[18], fill=INK)
+    legend_x = GAP + draw.textlength(f"{len(rows)} images", font=fonts[18]) + 24
+    for colour, text in ((SURE, "confident"), (DOUBT, f"below {LOW_CONFIDENCE:.0%} confidence: {doubtful}")):
+        draw.rectangle((legend_x, 19, legend_x + 12, 31), fill=colour)
+        draw.text((legend_x + 18, 17), text, font=fonts[15], fill=INK)
+        legend_x += 18 + draw.textlength(text, font=fonts[15]) + 24
+
+    for index, (image_path, label, confidence) in enumerate(rows):
+        x = GAP + (index % columns) * (cell_w + GAP)
+        y = HEADER + (index // columns) * (cell_h + GAP)
+        _draw_cell(sheet, draw, fonts, (x, y), image_path, label, confidence)
+    try:
+        sheet.save(path)
+    except OSError as error:
+        raise UsageError(f"cannot write the contact sheet {path} ({error.strerror or error}): pass --sheet with a writable path")
+    return len(rows)
+
+
+def _thumbnail(image_path):
+    """The photo upright and cropped to a centred square; a grey square if it can no longer be read."""
+    try:
+        image = ImageOps.exif_transpose(_open(image_path, draft_size=THUMB))
+        return ImageOps.fit(image.convert("RGB"), (THUMB, THUMB), Image.Resampling.LANCZOS)
+    except (BadImage, OSError, ValueError):
+        return Image.new("RGB", (THUMB, THUMB), (200, 200, 200))
+
+
+def _draw_cell(sheet, draw, fonts, origin, image_path, label, confidence):
+    x, y = origin
+    doubtful = confidence < LOW_CONFIDENCE
+    colour = DOUBT if doubtful else SURE
+    sheet.paste(_thumbnail(image_path), (x + FRAME, y + FRAME))
+    # A thin green frame for a confident label; a thick amber one and a badge for a doubtful one.
+    inset = 0 if doubtful else FRAME - 2
+    draw.rectangle((x + inset, y + inset, x + THUMB + 2 * FRAME - 1 - inset, y + THUMB + 2 * FRAME - 1 - inset),
+                   outline=colour, width=FRAME + 1 if doubtful else 2)
+    if doubtful:
+        badge = f"unsure · {confidence:.0%}"
+        badge_w = draw.textlength(badge, font=fonts[12]) + 12
+        draw.rectangle((x + FRAME, y + FRAME, x + FRAME + badge_w, y + FRAME + 19), fill=DOUBT, outline="white")
+        draw.text((x + FRAME + 6, y + FRAME + 3), badge, font=fonts[12], fill="white")
+
+    text_y = y + THUMB + 2 * FRAME + 5
+    score = f"{confidence:.1%}"
+    draw.text((x, text_y), _fit(draw, label, fonts[15], THUMB - 50), font=fonts[15], fill=colour if doubtful else INK)
+    draw.text((x + THUMB + 2 * FRAME - draw.textlength(score, font=fonts[15]), text_y), score, font=fonts[15], fill=colour)
+    name = image_path.name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")  # a non-UTF-8 file name
+    draw.text((x, text_y + 20), _fit(draw, name, fonts[12], THUMB + 2 * FRAME), font=fonts[12], fill=MUTED)
+
+
+def _fit(draw, text, font, width):
+    """Shorten text with an ellipsis until it fits in width pixels."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while text and draw.textlength(text + "…", font=font) > width:
+        text = text[:-1]
+    return text + "…"

@@ -1,0 +1,407 @@
+"""Every kind of file a user may have in a photo folder: odd but good ones are read the way the
+model expects them, bad ones are named in one line each, and neither script crashes on them."""
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from classifier.images import BadImage, check_training_image, find_images, load_image
+from conftest import COLOURS, PROJECT, make_dataset, make_photo, run_script
+
+ORIENTATION = 0x0112
+
+
+def solid(path, colour, size=(40, 30), mode="RGB", **save_options):
+    """One flat colour: what it should come back as is known exactly."""
+    image = Image.new("RGB", size, colour).convert(mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, **save_options)
+    return path
+
+
+def quadrants(width=64, height=32):
+    """A non-square picture with four differently coloured quarters, so any turn or flip shows."""
+    pixels = np.zeros((height, width, 3), np.uint8)
+    pixels[:height // 2, :width // 2] = (230, 30, 30)
+    pixels[:height // 2, width // 2:] = (30, 230, 30)
+    pixels[height // 2:, :width // 2] = (30, 30, 230)
+    pixels[height // 2:, width // 2:] = (230, 230, 30)
+    return pixels
+
+
+def rotated_photo(path, orientation):
+    """A JPEG stored sideways with an EXIF Orientation tag, as phone cameras write them."""
+    exif = Image.Exif()
+    exif[ORIENTATION] = orientation
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(quadrants()).save(path, exif=exif, quality=95)
+    return path
+
+
+def bomb_png(path, side=50_000):
+    """A 100-byte PNG whose header claims side x side pixels: Pillow must refuse it before decoding."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    return path
+
+
+def truncated_jpeg(path):
+    make_photo(path, (200, 100, 50))
+    path.write_bytes(path.read_bytes()[:200])
+    return path
+
+
+def reads_as(path, colour, size=8, tolerance=6):
+    image = load_image(path, size)
+    assert image.shape == (size, size, 3) and image.dtype == np.uint8
+    assert np.abs(image.astype(int) - colour).max() <= tolerance, (image[0, 0], colour)
+    return image
+
+
+# Bad files: one BadImage naming the file and the reason, from both readers.
+
+@pytest.mark.parametrize("make, reason", [
+    (lambda path: path.write_bytes(b""), "empty file (0 bytes)"),
+    (truncated_jpeg, "damaged or incomplete image"),
+    (lambda path: path.write_text("this is a shopping list, not a photo"), "not an image"),
+    (lambda path: path.write_bytes(os.urandom(3000)), "not an image"),
+])
+def test_bad_files_are_one_bad_image_naming_the_file(tmp_path, make, reason):
+    path = tmp_path / "photo.jpg"
+    make(path)
+    for read in (check_training_image, lambda path: load_image(path, 32)):
+        with pytest.raises(BadImage) as caught:
+            read(path)
+        message = str(caught.value)
+        assert message.startswith(f"{path}: ") and reason in message and "\n" not in message
+        assert message.count(str(path)) == 1  # Pillow's own text repeats the path; ours names it once
+
+
+def test_an_unreadable_file_says_so(tmp_path, monkeypatch):
+    import classifier.images
+
+    path = make_photo(tmp_path / "locked.jpg", (0, 0, 0))  # chmod does not stop root, so refuse the open itself
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+    monkeypatch.setattr(classifier.images, "open", refuse, raising=False)
+    with pytest.raises(BadImage, match="permission denied: make the file readable"):
+        load_image(path, 8)
+
+
+def test_a_format_tensorflow_cannot_decode_is_refused_for_training_only(tmp_path):
+    path = solid(tmp_path / "photo.jpg", (200, 100, 50), format="WEBP", lossless=True)  # a WebP named .jpg
+    with pytest.raises(BadImage, match=r"WEBP data in a \.jpg file; save it as JPEG or PNG"):
+        check_training_image(path)
+    reads_as(path, (200, 100, 50))
+
+
+def test_decompression_bomb_is_refused_before_decoding(tmp_path):
+    bomb = bomb_png(tmp_path / "bomb.png")
+    assert bomb.stat().st_size < 200
+    for read in (check_training_image, lambda path: load_image(path, 32)):
+        with pytest.raises(BadImage, match="decompression bomb"):
+            read(bomb)
+
+
+def test_images_over_pillows_pixel_limit_are_refused(tmp_path, monkeypatch):
+    path = solid(tmp_path / "wide.png", (10, 20, 30), size=(60, 40))  # 2400 pixels
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 2000)  # over the limit: Pillow only warns
+    with pytest.raises(BadImage, match="decompression bomb"):
+        load_image(path, 8)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # over twice the limit: Pillow raises
+    with pytest.raises(BadImage, match="decompression bomb"):
+        check_training_image(path)
+
+
+def test_a_very_large_photo_is_read(tmp_path):
+    path = solid(tmp_path / "huge.jpg", (40, 160, 220), size=(8000, 6000), quality=90)  # 48 megapixels
+    assert check_training_image(path) is False
+    reads_as(path, (40, 160, 220), size=96)
+
+
+def test_one_bit_bmp_is_refused_for_training_but_read_for_prediction(tmp_path):
+    # TensorFlow's BMP decoder reads only 24/32-bit colour; a 1-bit BMP would stop training mid-epoch.
+    path = solid(tmp_path / "mono.bmp", (255, 255, 255), mode="1")
+    with pytest.raises(BadImage, match="1-bit BMP"):
+        check_training_image(path)
+    reads_as(path, (255, 255, 255))
+    assert check_training_image(solid(tmp_path / "colour.bmp", (10, 200, 30))) is False
+
+
+# Odd but good files: read as RGB, image_size x image_size, uint8, in the right colours.
+
+@pytest.mark.parametrize("mode, options, colour", [
+    ("RGBA", {"format": "PNG"}, (204, 102, 51)),
+    ("P", {"format": "PNG"}, (204, 102, 51)),                        # palette
+    ("P", {"format": "PNG", "transparency": 0}, (204, 102, 51)),     # palette with a transparent entry
+    ("L", {"format": "PNG"}, (100, 100, 100)),                       # greyscale
+    ("LA", {"format": "PNG"}, (100, 100, 100)),
+    ("L", {"format": "JPEG"}, (100, 100, 100)),
+    ("CMYK", {"format": "JPEG", "quality": 95}, (200, 100, 50)),
+    ("RGB", {"format": "GIF"}, (204, 102, 51)),
+])
+def test_odd_modes_are_read_in_their_colours(tmp_path, mode, options, colour):
+    path = solid(tmp_path / f"photo.{options['format'].lower()}", colour, mode=mode, **options)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning would be a stray line in predict.py's output
+        reads_as(path, colour)
+        assert check_training_image(path) is False  # TensorFlow decodes it too (CMYK included)
+
+
+def test_palette_png_with_transparency_bytes_gives_no_warning(tmp_path):
+    path = solid(tmp_path / "logo.png", (204, 102, 51), mode="P", transparency=bytes(range(256)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reads_as(path, (204, 102, 51))
+
+
+def test_sixteen_bit_png_is_scaled_to_eight_bits_not_clipped(tmp_path):
+    path = tmp_path / "deep.png"
+    values = np.array([[0, 32768, 65535]], dtype=np.uint16).repeat(30, axis=0).repeat(10, axis=1)
+    Image.fromarray(values).save(path)
+    with Image.open(path) as image:
+        assert image.mode == "I;16"
+    image = load_image(path, 3)  # one pixel per band of grey
+    np.testing.assert_allclose(image[1, :, 0], [0, 128, 255], atol=1)
+    assert check_training_image(path) is False
+
+
+def test_multi_picture_jpeg_from_a_camera_is_accepted(tmp_path):
+    path = tmp_path / "camera.jpg"
+    first, second = Image.new("RGB", (40, 30), (200, 100, 50)), Image.new("RGB", (40, 30), (0, 0, 0))
+    first.save(path, format="MPO", save_all=True, append_images=[second], quality=95)
+    with Image.open(path) as image:
+        assert image.format == "MPO"
+    assert check_training_image(path) is False
+    reads_as(path, (200, 100, 50))
+
+
+@pytest.mark.parametrize("orientation, turn", [
+    (3, lambda pixels: np.rot90(pixels, 2)),
+    (6, lambda pixels: np.rot90(pixels, -1)),   # the usual portrait phone photo: turn 90 degrees clockwise
+    (8, lambda pixels: np.rot90(pixels, 1)),
+    (2, lambda pixels: pixels[:, ::-1]),
+])
+def test_exif_rotated_photo_is_read_upright(tmp_path, orientation, turn):
+    path = rotated_photo(tmp_path / "portrait.jpg", orientation)
+    upright = Image.fromarray(np.ascontiguousarray(turn(quadrants())))
+    expected = np.asarray(upright.resize((8, 8), Image.Resampling.BOX), dtype=int)
+    as_stored = np.asarray(Image.fromarray(quadrants()).resize((8, 8), Image.Resampling.BOX), dtype=int)
+    got = load_image(path, 8).astype(int)
+    assert np.abs(got - expected).max() <= 12
+    assert np.abs(got - as_stored).max() > 100  # the test tells the two apart
+    assert check_training_image(path) is True  # training must be given an upright copy
+
+
+def test_a_photo_with_a_damaged_exif_block_is_read_without_a_warning(tmp_path):
+    path = tmp_path / "odd.jpg"
+    damaged = b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\x05\x01\x12\x00\x03garbage"  # 5 tags promised, one half there
+    Image.new("RGB", (40, 30), (200, 100, 50)).save(path, exif=damaged, quality=95)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reads_as(path, (200, 100, 50))
+        assert check_training_image(path) is False
+    assert [str(warning.message) for warning in caught] == []  # Pillow's "Corrupt EXIF data" would be a stray line
+
+
+# Finding files in folders.
+
+def test_folders_yield_only_image_names_and_skip_the_rest_silently(tmp_path):
+    good = [make_photo(tmp_path / "a.jpg", (0, 0, 0)), make_photo(tmp_path / "sub" / "b.png", (0, 0, 0), format="PNG")]
+    for name in ("notes.txt", ".DS_Store", "Thumbs.db", "._a.jpg", "desktop.ini", "video.mp4"):
+        (tmp_path / name).write_bytes(b"\0\5\26\7 not an image")
+    images, missing = find_images([tmp_path])
+    assert images == good and missing == []
+
+
+def test_a_file_named_explicitly_is_always_returned(tmp_path):
+    (tmp_path / "notes.txt").write_text("hi")
+    images, missing = find_images([tmp_path / "notes.txt", tmp_path / "nowhere.jpg"])
+    assert images == [tmp_path / "notes.txt"] and missing == [tmp_path / "nowhere.jpg"]
+    with pytest.raises(BadImage, match="not an image"):
+        load_image(images[0], 8)
+
+
+def test_a_folder_with_no_images_yields_nothing(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "readme.txt").write_text("no photos")
+    assert find_images([tmp_path]) == ([], [])
+
+
+def test_awkward_file_names_are_found_and_read(tmp_path):
+    names = ["with spaces.jpg", "chat é 猫.jpg", "-starts-with-dash.jpg", "--help.jpg", "x" * 200 + ".jpg"]
+    for name in names:
+        make_photo(tmp_path / name, COLOURS["Cats"])
+    not_utf8 = os.fsdecode(b"caf\xe9.jpg")  # a Latin-1 name from an old camera or a Windows zip
+    make_photo(tmp_path / not_utf8, COLOURS["Cats"])
+    images, _ = find_images([tmp_path])
+    assert sorted(path.name for path in images) == sorted(names + [not_utf8])
+    for path in images:
+        assert load_image(path, 8).shape == (8, 8, 3)
+
+
+def test_symlinks_dangling_links_and_loops(tmp_path):
+    photos = tmp_path / "photos"
+    make_photo(photos / "real.jpg", (0, 0, 0))
+    os.symlink(photos / "real.jpg", photos / "link.jpg")
+    os.symlink(tmp_path / "gone.jpg", photos / "dangling.jpg")
+    os.symlink(photos, photos / "loop")  # a folder that contains itself
+    (photos / "nested").mkdir()
+    os.symlink("..", photos / "nested" / "up")
+    images, _ = find_images([photos])
+    assert sorted(path.name for path in images) == ["dangling.jpg", "link.jpg", "real.jpg"]  # each once, no endless walk
+    assert load_image(photos / "link.jpg", 8).shape == (8, 8, 3)
+    for read in (check_training_image, lambda path: load_image(path, 8)):
+        with pytest.raises(BadImage, match="broken link"):
+            read(photos / "dangling.jpg")
+
+
+# Training sees each photo the way predict.py does.
+
+def test_training_pipeline_reads_every_good_kind_as_prediction_does(tmp_path, capsys):
+    from classifier.data import image_dataset
+
+    split = tmp_path / "Training_Set"
+    cats = [
+        rotated_photo(split / "Cats" / "a_portrait.jpg", 6),
+        solid(split / "Cats" / "b_cmyk.jpg", (200, 100, 50), mode="CMYK", quality=95),
+        solid(split / "Cats" / "c_palette.png", (204, 102, 51), mode="P"),
+        solid(split / "Cats" / "d_alpha.png", (204, 102, 51), mode="RGBA"),
+        solid(split / "Cats" / "e_grey.png", (100, 100, 100), mode="L"),
+        split / "Cats" / "f_deep.png",
+    ]
+    Image.fromarray(np.full((30, 40), 32768, np.uint16)).save(cats[-1])
+    dogs = [solid(split / "Dogs" / "a.jpg", COLOURS["Dogs"]), solid(split / "Dogs" / os.fsdecode(b"caf\xe9.jpg"), COLOURS["Dogs"])]
+    (split / "Dogs" / "._a.jpg").write_bytes(b"\0\5\26\7\0\2\0\0Mac OS X")  # macOS metadata, not a photo
+    (split / "Dogs" / "empty.jpg").write_bytes(b"")
+
+    dataset, count, bad = image_dataset(split, ["Cats", "Dogs"], 16, batch_size=64)
+    images, labels = next(iter(dataset))
+    assert (count, bad) == (8, 1) and images.shape == (8, 16, 16, 3)
+    assert labels.numpy().reshape(-1).tolist() == [0] * 6 + [1] * 2
+    assert "empty.jpg" in capsys.readouterr().err
+    for path, image in zip(cats + sorted(dogs), images.numpy()):
+        difference = np.abs(image - load_image(path, 16).astype(float)).mean()
+        assert difference < 4, (path.name, difference)
+    assert images.numpy()[5].mean() == pytest.approx(128, abs=1)  # 16-bit grey scaled, not clipped to 255
+
+
+# The scripts, on folders mixing every case.
+
+def mixed_folder(folder):
+    """Good photos of each kind, bad files, and things to ignore. Returns (good names, bad names)."""
+    good = {
+        "plain.jpg": make_photo(folder / "plain.jpg", COLOURS["Cats"]),
+        "with spaces é.png": solid(folder / "with spaces é.png", (204, 102, 51), mode="RGBA"),
+        "-dash.jpg": make_photo(folder / "-dash.jpg", COLOURS["Dogs"]),
+        "palette.gif": solid(folder / "palette.gif", (204, 102, 51), mode="P"),
+        "grey.jpg": solid(folder / "grey.jpg", (90, 90, 90), mode="L"),
+        "cmyk.jpg": solid(folder / "cmyk.jpg", (200, 100, 50), mode="CMYK"),
+        "portrait.jpg": rotated_photo(folder / "portrait.jpg", 6),
+        os.fsdecode(b"caf\xe9.jpg"): make_photo(folder / os.fsdecode(b"caf\xe9.jpg"), COLOURS["Cats"]),
+    }
+    Image.fromarray(np.full((30, 40), 32768, np.uint16)).save(folder / "deep.png")
+    good["deep.png"] = folder / "deep.png"
+    bad = {"empty.jpg", "cut.jpg", "text.jpg", "bomb.png", "dangling.jpg"}
+    (folder / "empty.jpg").write_bytes(b"")
+    truncated_jpeg(folder / "cut.jpg")
+    (folder / "text.jpg").write_text("not a photo")
+    bomb_png(folder / "bomb.png")
+    os.symlink(folder / "gone.jpg", folder / "dangling.jpg")
+    for name in ("notes.txt", ".DS_Store", "Thumbs.db", "._plain.jpg"):
+        (folder / name).write_bytes(b"\0\5\26\7\0\2\0\0Mac OS X")
+    os.symlink(folder, folder / "loop")
+    return good, bad
+
+
+def test_predict_labels_the_good_files_names_each_bad_one_and_exits_1(tmp_path, trained):
+    output, _ = trained
+    good, bad = mixed_folder(tmp_path / "photos")
+    # PYTHONIOENCODING=utf-8 makes stdout strict, as in a UTF-8 terminal: a Latin-1 name must not crash it.
+    result = subprocess.run([sys.executable, PROJECT / "predict.py", tmp_path / "photos", "--model", output / "model.h5",
+                             "--weights", output / "weights.h5", "--csv", tmp_path / "labels.csv"],
+                            capture_output=True, text=True, errors="surrogateescape",
+                            env=dict(os.environ, PYTHONIOENCODING="utf-8"))
+    assert result.returncode == 1, result.stderr
+    labelled = [Path(line.split("\t")[0]).name for line in result.stdout.splitlines()]
+    assert sorted(labelled) == sorted(good), result.stdout
+    errors = result.stderr.splitlines()
+    assert len(errors) == len(bad) + 1 and "Traceback" not in result.stderr, result.stderr
+    for name in bad:
+        assert sum(line.startswith("error: ") and name in line for line in errors) == 1, (name, errors)
+    assert errors[-1] == f"{len(good)} images labelled, {len(bad)} could not be read"
+    for ignored in ("notes.txt", ".DS_Store", "Thumbs.db", "._plain.jpg"):
+        assert ignored not in result.stderr
+    assert (tmp_path / "labels.csv").read_bytes().count(b"\n") == len(good) + 1
+
+
+def test_predict_takes_a_file_whose_name_starts_with_a_dash(tmp_path, trained):
+    output, _ = trained
+    make_photo(tmp_path / "-photo.jpg", COLOURS["Dogs"])
+    result = run_script("predict.py", "--model", output / "model.h5", "--weights", output / "weights.h5", "--", "-photo.jpg",
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("-photo.jpg\t")
+
+
+def test_train_skips_each_bad_file_with_one_warning_and_counts_them(tmp_path):
+    data = make_dataset(tmp_path / "data", train_per_class=3, test_per_class=2)
+    good, bad = mixed_folder(data / "Training_Set" / "Cats")
+    result = run_script("train_CNN.py", "--data", data, "--output", tmp_path / "out", "--epochs", 1,
+                        "--image-size", 32, "--model", "logistic")
+    assert result.returncode == 0, result.stderr
+    skipped = [line for line in result.stderr.splitlines() if line.startswith("warning: skipping")]
+    assert len(skipped) == len(bad), result.stderr
+    for name in bad:
+        assert sum(name in line for line in skipped) == 1, (name, skipped)
+    assert "Traceback" not in result.stderr
+    assert f"Skipped {len(bad)} unreadable files ({len(bad)} in Training_Set, 0 in Test_Set)." in result.stdout
+    assert f"Training_Set: {3 + len(good) + 3} images, Test_Set: 4 images" in result.stdout
+    assert (tmp_path / "out" / "model.h5").is_file()
+
+
+# Folder layouts train_CNN.py refuses before training (tests/test_train_cli.py has the others).
+
+def refused_layout(tmp_path, arrange):
+    data = make_dataset(tmp_path / "data", train_per_class=2, test_per_class=1)
+    arrange(data)
+    result = run_script("train_CNN.py", "--data", data, "--output", tmp_path / "out", "--epochs", 1, "--image-size", 32)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert not (tmp_path / "out" / "model.h5").exists()
+    return result.stderr.splitlines()
+
+
+def test_missing_training_set(tmp_path):
+    lines = refused_layout(tmp_path, lambda data: shutil.rmtree(data / "Training_Set"))
+    assert lines == [f"error: {tmp_path / 'data' / 'Training_Set'} not found: --data must hold Training_Set/ and Test_Set/, "
+                     "each with one folder per class"]
+
+
+def test_data_folder_missing(tmp_path):
+    result = run_script("train_CNN.py", "--data", tmp_path / "nowhere", "--output", tmp_path / "out")
+    assert result.returncode == 2 and result.stderr.startswith(f"error: {tmp_path / 'nowhere' / 'Training_Set'} not found")
+
+
+def test_a_class_folder_missing_from_one_set(tmp_path):
+    lines = refused_layout(tmp_path, lambda data: shutil.rmtree(data / "Test_Set" / "Dogs"))
+    assert len(lines) == 1 and "Test_Set must hold exactly 2 class folders (found 1: Cats)" in lines[0]
+
+
+def test_a_class_folder_of_only_broken_files(tmp_path):
+    def break_dogs(data):
+        for path in (data / "Test_Set" / "Dogs").iterdir():
+            path.write_bytes(b"")
+    lines = refused_layout(tmp_path, break_dogs)
+    assert lines[:-1] == [f"warning: skipping {tmp_path / 'data' / 'Test_Set' / 'Dogs' / 'dogs.0.jpg'}: empty file (0 bytes)"]
+    assert lines[-1] == f"error: {tmp_path / 'data' / 'Test_Set' / 'Dogs'} has no readable images: put .jpg or .png photos of Dogs there"

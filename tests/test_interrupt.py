@@ -1,0 +1,177 @@
+"""Faults during training: Ctrl-C and kill mid-epoch, a full disk, an unwritable --output, a crash
+while saving. No trained model is ever lost, and an interrupted run resumes where it stopped."""
+import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from types import SimpleNamespace
+
+import h5py
+import pytest
+
+from classifier import artifacts, training
+from classifier.config import EXIT_INTERRUPTED, EXIT_USAGE, UsageError
+from conftest import PROJECT, make_dataset, run_script
+
+PREVIOUS = {"model.h5": b"the model of an earlier run", "weights.h5": b"the weights of an earlier run"}
+
+
+@pytest.fixture(scope="module")
+def slow_dataset(tmp_path_factory):
+    """Enough photos that one epoch at batch 4 takes seconds: a signal sent as epoch 2 starts lands inside it."""
+    return make_dataset(tmp_path_factory.mktemp("slow"), train_per_class=100, test_per_class=4)
+
+
+def train(data, output, *extra, stop_with=None):
+    """Run train_CNN.py for 3 epochs; with stop_with, send that signal as soon as epoch 2 starts.
+
+    Returns (exit code, stdout and stderr together).
+    """
+    process = subprocess.Popen(
+        [sys.executable, PROJECT / "train_CNN.py", "--data", data, "--output", output, "--epochs", "3",
+         "--image-size", "32", "--batch-size", "4", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    watchdog = threading.Timer(600, process.kill)  # a hung run fails the test instead of hanging it
+    watchdog.start()
+    try:
+        lines = []
+        for line in process.stdout:  # one line per epoch: stdout is not a terminal
+            lines.append(line)
+            if stop_with and line.startswith("Epoch 2/"):
+                process.send_signal(stop_with)
+                break
+        lines.append(process.stdout.read())
+        process.wait()
+    finally:
+        watchdog.cancel()
+    return process.returncode, "".join(lines)
+
+
+def logged_epochs(output):
+    with open(output / "reports" / "training_log.csv") as file:
+        return [int(row["epoch"]) for row in csv.DictReader(file)]
+
+
+def with_previous_model(output):
+    output.mkdir()
+    for name, data in PREVIOUS.items():
+        (output / name).write_bytes(data)
+    return output
+
+
+def assert_stopped_cleanly(code, log, output):
+    assert code == EXIT_INTERRUPTED, log
+    assert "Traceback" not in log and log.count("Interrupted") == 1, log
+    message = next(line for line in log.splitlines() if "Interrupted" in line)
+    assert "untouched" in message and "--resume" in message
+    for name, data in PREVIOUS.items():
+        assert (output / name).read_bytes() == data  # byte-identical
+    assert (output / "checkpoint" / "backup").is_dir()  # the epochs so far are kept
+    assert (output / "checkpoint" / "best.weights.h5").is_file()
+    finished = logged_epochs(output)
+    assert finished and finished == list(range(len(finished))) and len(finished) < 3
+    return len(finished)
+
+
+def test_ctrl_c_keeps_the_old_model_and_resume_continues_after_the_last_finished_epoch(slow_dataset, tmp_path):
+    output = with_previous_model(tmp_path / "out")
+    code, log = train(slow_dataset, output, "--overwrite", stop_with=signal.SIGINT)
+    finished = assert_stopped_cleanly(code, log, output)
+
+    code, log = train(slow_dataset, output, "--resume")  # the old model is still there: resuming must not clobber it unasked
+    assert code == EXIT_USAGE and "--resume --overwrite" in log
+    assert (output / "model.h5").read_bytes() == PREVIOUS["model.h5"]
+
+    code, log = train(slow_dataset, output, "--resume", "--overwrite")
+    assert code == 0, log
+    epochs_run = [line.split()[1] for line in log.splitlines() if line.startswith("Epoch ")]
+    assert epochs_run == [f"{epoch}/3" for epoch in range(finished + 1, 4)]  # starts after the last finished epoch
+    assert logged_epochs(output) == [0, 1, 2]  # one row per epoch across both runs
+    with h5py.File(output / "model.h5") as file:
+        assert "model_weights" in file
+    artifacts.load(output / "model.h5", output / "weights.h5")
+    assert not (output / "checkpoint").exists()
+
+
+def test_kill_keeps_the_old_model_and_the_checkpoint(slow_dataset, tmp_path):
+    output = with_previous_model(tmp_path / "out")
+    code, log = train(slow_dataset, output, "--overwrite", stop_with=signal.SIGTERM)
+    assert_stopped_cleanly(code, log, output)
+
+
+# Problems found before training starts.
+
+def test_output_whose_parent_is_a_file_is_refused_before_training(tmp_path):
+    data = make_dataset(tmp_path / "data", train_per_class=2, test_per_class=1)
+    (tmp_path / "a-file").write_text("not a folder")
+    for output in (tmp_path / "a-file" / "out", tmp_path / "a-file"):
+        result = run_script("train_CNN.py", "--data", data, "--output", output, "--epochs", 1, "--image-size", 32)
+        assert result.returncode == EXIT_USAGE and "Epoch" not in result.stdout
+        assert result.stderr.startswith(f"error: cannot write to {output} (Not a directory)") and result.stderr.count("\n") == 1, result.stderr
+        assert "--output DIR" in result.stderr
+
+
+def test_a_full_disk_is_found_before_training_and_leaves_nothing_in_the_way(tmp_path, monkeypatch):
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(total=2**40, used=2**40 - 5 * 2**20, free=5 * 2**20))
+    with pytest.raises(UsageError, match=f"only 5 MB free in {tmp_path}: training needs about 200 MB"):
+        training.prepare_output(tmp_path, overwrite=False, resume=False)
+    monkeypatch.undo()  # space freed: the next run starts without --resume or --overwrite
+    assert training.prepare_output(tmp_path, overwrite=False, resume=False) == tmp_path
+
+
+def test_a_run_stopped_before_its_first_epoch_ended_does_not_block_the_next(tmp_path):
+    (tmp_path / "checkpoint").mkdir()  # what a Ctrl-C during the photo scan leaves
+    (tmp_path / "checkpoint" / "best.weights.h5").write_bytes(b"stale")
+    training.prepare_output(tmp_path, overwrite=False, resume=False)
+    assert list((tmp_path / "checkpoint").iterdir()) == []
+    with pytest.raises(UsageError, match="nothing to resume"):
+        training.prepare_output(tmp_path, overwrite=False, resume=True)
+
+
+def test_an_interrupted_run_is_neither_clobbered_nor_resumed_unasked(tmp_path):
+    (tmp_path / "checkpoint" / "backup").mkdir(parents=True)
+    with pytest.raises(UsageError, match="holds an interrupted run: pass --resume to continue it, or --overwrite"):
+        training.prepare_output(tmp_path, overwrite=False, resume=False)
+    (tmp_path / "model.h5").write_bytes(b"old")
+    with pytest.raises(UsageError, match="pass --resume --overwrite"):
+        training.prepare_output(tmp_path, overwrite=False, resume=True)
+    training.prepare_output(tmp_path, overwrite=True, resume=True)
+    assert (tmp_path / "checkpoint" / "backup").is_dir() and (tmp_path / "model.h5").read_bytes() == b"old"
+
+
+# Saving is atomic.
+
+@pytest.mark.parametrize("failure", [OSError("No space left on device"), KeyboardInterrupt()])
+def test_atomic_path_keeps_the_old_file_when_writing_fails(tmp_path, failure):
+    target = tmp_path / "model.h5"
+    target.write_bytes(b"old")
+    with pytest.raises(type(failure)):
+        with artifacts.atomic_path(target) as temporary:
+            with open(temporary, "wb") as file:
+                file.write(b"half a mod")
+            raise failure
+    assert target.read_bytes() == b"old" and os.listdir(tmp_path) == ["model.h5"]
+    with artifacts.atomic_path(target) as temporary:
+        with open(temporary, "wb") as file:
+            file.write(b"new")
+    assert target.read_bytes() == b"new" and os.listdir(tmp_path) == ["model.h5"]
+
+
+def test_a_save_stopped_halfway_keeps_the_old_pair(tmp_path, monkeypatch):
+    from classifier.model import make_model
+
+    for name, data in PREVIOUS.items():
+        (tmp_path / name).write_bytes(data)
+
+    def stopped(*args):
+        raise KeyboardInterrupt  # Ctrl-C after model.h5 is written, while weights.h5 is
+    monkeypatch.setattr(artifacts, "_copy_weights", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        artifacts.save(make_model("logistic", 32), {"class_names": ["a", "b"], "image_size": 32},
+                       tmp_path / "model.h5", tmp_path / "weights.h5")
+    for name, data in PREVIOUS.items():  # never a new model.h5 beside the old weights.h5
+        assert (tmp_path / name).read_bytes() == data
+    assert sorted(os.listdir(tmp_path)) == ["model.h5", "weights.h5"]

@@ -1,0 +1,56 @@
+"""The reports a training run leaves in OUTPUT/reports/: confusion matrix picture and summary.md."""
+import csv
+import re
+
+import numpy as np
+from PIL import Image
+
+from classifier import reports
+
+
+def summary_matrix(text):
+    """The confusion matrix table of summary.md, as {true class: [counts per predicted class]}."""
+    rows = re.findall(r"^\| (Cats|Dogs) \| (\d+) \| (\d+) \|$", text, flags=re.MULTILINE)
+    return {name: [int(first), int(second)] for name, first, second in rows}
+
+
+def test_training_run_writes_confusion_matrix_and_summary(trained, dataset):
+    output, result = trained
+    report_dir = output / "reports"
+    with Image.open(report_dir / "confusion_matrix.png") as picture:
+        assert picture.format == "PNG" and picture.width > 300
+    text = (report_dir / "summary.md").read_text(encoding="utf-8")
+    matrix = summary_matrix(text)
+    per_class = {name: len(list((dataset / "Test_Set" / name).glob("*.jpg"))) for name in ("Cats", "Dogs")}
+    assert {name: sum(counts) for name, counts in matrix.items()} == per_class  # every test photo, once
+    right = matrix["Cats"][0] + matrix["Dogs"][1]
+    printed = re.search(r"Test_Set accuracy: ([\d.]+)%", result.stdout).group(1)
+    assert f"**{printed}%** ({right} of {sum(per_class.values())} images)" in text  # the same model as printed
+    assert "| image size | 32x32 px |" in text and "| epochs asked | 1 |" in text
+    assert f"| Training_Set | {2 * len(list((dataset / 'Training_Set' / 'Cats').glob('*.jpg')))} images" in text
+    assert "- epochs run: 1" in text and "- best epoch: 1 " in text
+    assert "summary.md" in result.stdout
+
+
+def test_summary_names_the_first_best_epoch(tmp_path):
+    log = tmp_path / "training_log.csv"
+    with open(log, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["epoch", "accuracy", "loss", "val_accuracy", "val_loss"])
+        for epoch, score in enumerate([0.6, 0.8, 0.75, 0.8]):
+            writer.writerow([epoch, 0.5, 1.0, score, 1.0])
+    confusion = np.array([[7, 3], [1, 9]])
+    reports.write_summary(tmp_path / "summary.md", log, confusion, ["Kittens", "Puppies"], {"model": "cnn"})
+    text = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    assert "- epochs run: 4" in text
+    assert "- best epoch: 2 (Test_Set accuracy 80.00%)" in text  # ModelCheckpoint keeps the first best
+    assert "**80.00%** (16 of 20 images)" in text
+    assert "| Kittens | 7 | 3 |" in text and "| Puppies | 1 | 9 |" in text and "| model | cnn |" in text
+
+
+def test_confusion_matrix_picture(tmp_path):
+    path = reports.plot_confusion_matrix(np.array([[5, 0], [2, 3]]), ["Cats", "Dogs"], tmp_path / "matrix.png")
+    with Image.open(path) as picture:
+        pixels = np.asarray(picture.convert("RGB")).astype(int)
+    # The cells are shaded by count: some dark blue (5) and some near white (0).
+    assert (pixels[..., 2] - pixels[..., 0] > 100).any() and (pixels.min(axis=2) > 240).any()
