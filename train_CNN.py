@@ -30,6 +30,9 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=config.SEED, help="random seed for shuffling, augmentation and weights (default: %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing model.h5/weights.h5 in --output")
     parser.add_argument("--resume", action="store_true", help="continue the interrupted run saved in --output")
+    parser.add_argument("--float32-weights", action="store_true",
+                        help="store the weights as 32-bit floats; by default they are stored as 16-bit floats, "
+                             "which halves the files and left the shipped model's Test_Set accuracy unchanged")
     parser.add_argument("--distribute", choices=STRATEGIES, default="none",
                         help="none: one device; mirrored: every local GPU; multiworker: the machines in TF_CONFIG; "
                              "--batch-size is per replica (default: %(default)s)")
@@ -59,7 +62,8 @@ def main(argv=None):
     from classifier.training import train
     try:
         train(args.data, args.output, args.model, args.image_size, args.batch_size, args.epochs,
-              args.learning_rate, args.seed, overwrite=args.overwrite, resume=args.resume, distribute=args.distribute)
+              args.learning_rate, args.seed, overwrite=args.overwrite, resume=args.resume, distribute=args.distribute,
+              float16=not args.float32_weights)
     except config.UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return config.EXIT_USAGE

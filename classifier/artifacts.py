@@ -39,17 +39,41 @@ def atomic_path(path):
             os.remove(temporary)
 
 
-def save(model, metadata, model_path, weights_path):
+def save(model, metadata, model_path, weights_path, float16=False):
     """Write model.h5 (with metadata) and weights.h5, each atomically.
 
     Both are written in full before either is renamed into place, so a failure or Ctrl-C while
-    writing never leaves a new model.h5 beside the old weights.h5.
+    writing never leaves a new model.h5 beside the old weights.h5. The optimizer's state is left
+    out (it would triple model.h5; --resume keeps its own checkpoint). float16=True stores the
+    weights as 16-bit floats: files half the size, loaded back into the float32 model.
     """
     with atomic_path(model_path) as model_temporary, atomic_path(weights_path) as weights_temporary:
-        model.save(model_temporary)
+        model.save(model_temporary, include_optimizer=False)
         with h5py.File(model_temporary, "a") as file:
-            file.attrs[METADATA_KEY] = json.dumps(metadata)
+            file.attrs[METADATA_KEY] = json.dumps({**metadata, "weights_dtype": "float16" if float16 else "float32"})
+        if float16:
+            _repack_float16(model_temporary)
         _copy_weights(model_temporary, weights_temporary)
+
+
+def _repack_float16(path):
+    """Rewrite an HDF5 file with every float32 array stored as float16.
+
+    A new file, not an edit in place: HDF5 never gives back the space of a deleted array.
+    """
+    packed = f"{path}.float16"
+    with h5py.File(path, "r") as source, h5py.File(packed, "w") as target:
+        target.attrs.update(source.attrs)
+
+        def copy(name, item):
+            if isinstance(item, h5py.Group):
+                target.require_group(name)
+            else:
+                values = item[()]
+                target.create_dataset(name, data=values.astype("float16") if item.dtype == "float32" else values)
+            target[name].attrs.update(item.attrs)
+        source.visititems(copy)
+    os.replace(packed, path)
 
 
 def _copy_weights(model_path, weights_path):

@@ -77,7 +77,7 @@ def stop_on_sigterm():
 
 
 def train(data_dir, output_dir, model_kind, image_size, batch_size, epochs, learning_rate, seed, overwrite=False, resume=False,
-          distribute="none"):
+          distribute="none", float16=True):
     class_names = check_layout(data_dir)
     output = prepare_output(writable_output(output_dir, distribute), overwrite, resume)
     checkpoint, report_dir = output / CHECKPOINT_DIR, output / REPORTS_DIR
@@ -120,7 +120,7 @@ def train(data_dir, output_dir, model_kind, image_size, batch_size, epochs, lear
     confusion = confusion_on(model, test_ds)
     metadata = {"class_names": class_names, "image_size": image_size, "interpolation": INTERPOLATION,
                 "model": model_kind, "test_accuracy": round(float(accuracy), 4), "keras_version": keras.__version__}
-    artifacts.save(model, metadata, output / MODEL_FILE, output / WEIGHTS_FILE)
+    artifacts.save(model, metadata, output / MODEL_FILE, output / WEIGHTS_FILE, float16=float16)
     shutil.rmtree(checkpoint, ignore_errors=True)
     curves = reports.plot_learning_curves(log_path, report_dir / "learning_curves.png")
     reports.plot_confusion_matrix(confusion, class_names, report_dir / "confusion_matrix.png")

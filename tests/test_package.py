@@ -67,3 +67,16 @@ def test_prediction_resizes_like_training(tmp_path):
     decoded = tf.io.decode_image(tf.io.read_file(str(path)), channels=3)
     trained = tf.image.resize(decoded, (96, 96), method="area").numpy()
     assert np.abs(ours - trained).mean() < 1.0
+
+
+def test_float16_files_are_half_the_size_and_predict_alike(saved, tmp_path):
+    folder, model, images = saved
+    artifacts.save(model, {"class_names": ["Cats", "Dogs"], "image_size": 32}, tmp_path / "model.h5", tmp_path / "weights.h5", float16=True)
+    for name in ("model.h5", "weights.h5"):
+        assert (tmp_path / name).stat().st_size < 0.6 * (folder / name).stat().st_size
+    with h5py.File(tmp_path / "weights.h5") as file:
+        kernel = file[file.attrs["layer_names"][-1]]  # the last Dense layer
+        assert {kernel[name].dtype for name in kernel.attrs["weight_names"]} == {np.dtype("float16")}
+    loaded, metadata = artifacts.load(tmp_path / "model.h5", tmp_path / "weights.h5")
+    assert metadata["weights_dtype"] == "float16" and loaded.weights[0].dtype == "float32"
+    np.testing.assert_allclose(loaded.predict_on_batch(images), model.predict_on_batch(images), atol=2e-3)
