@@ -20,8 +20,8 @@ SEED = 1337
 
 # The files keras.utils.image_dataset_from_directory reads; anything else in a folder is ignored.
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
-# Resizing method, shared by training (TensorFlow) and prediction (Pillow's BOX is the same
-# area average), so a 4000x3000 phone photo is shrunk the way the training photos were.
+# Resizing method (tf.image.resize), shared by training and prediction, so a 4000x3000 phone photo
+# is shrunk the way the training photos were: an area average.
 INTERPOLATION = "area"
 
 # Exit codes, documented in the README.
