@@ -7,12 +7,11 @@ the model itself (model.py), so they travel inside model.h5.
 import os
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import import_tensorflow
 from .config import INTERPOLATION, TEST_DIR, TRAIN_DIR, UsageError
-from .images import BadImage, check_training_image, is_image_name, save_upright
+from .images import BadImage, check_training_images, is_image_name, save_upright
 
 
 def class_folders(split_dir):
@@ -54,27 +53,19 @@ def scan_split(split_dir, class_names):
     Returns (good files per class, bad count, the set of good files with an EXIF rotation).
     """
     files = list_class_files(split_dir, class_names)
-
-    def check(path):
-        try:
-            return check_training_image(path)
-        except BadImage as bad:
-            return bad
-
     good, bad_count, rotated = {}, 0, set()
-    with ThreadPoolExecutor(os.cpu_count()) as pool:  # Pillow decodes outside the GIL
-        for name, paths in files.items():
-            good[name] = []
-            for path, result in zip(paths, pool.map(check, paths)):
-                if isinstance(result, BadImage):
-                    bad_count += 1
-                    print(f"warning: skipping {result}", file=sys.stderr)
-                    continue
-                good[name].append(path)
-                if result:
-                    rotated.add(path)
-            if not good[name]:
-                raise UsageError(f"{Path(split_dir, name)} has no readable images: put .jpg or .png photos of {name} there")
+    for name, paths in files.items():
+        good[name] = []
+        for path, result in check_training_images(paths):
+            if isinstance(result, BadImage):
+                bad_count += 1
+                print(f"warning: skipping {result}", file=sys.stderr)
+                continue
+            good[name].append(path)
+            if result:
+                rotated.add(path)
+        if not good[name]:
+            raise UsageError(f"{Path(split_dir, name)} has no readable images: put .jpg or .png photos of {name} there")
     return good, bad_count, rotated
 
 

@@ -10,12 +10,11 @@ import os
 import random
 import shutil
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import import_tensorflow
 from .config import TEST_DIR, TRAIN_DIR, UsageError
-from .images import BadImage, check_training_image, is_image_name
+from .images import BadImage, check_training_images, is_image_name
 
 DATASET_URL = "https://download.microsoft.com/download/3/E/1/3E1C3F21-ECDB-4869-8368-6DEBA77B919F/kagglecatsanddogs_5340.zip"
 ARCHIVE_CLASSES = {"Cat": "Cats", "Dog": "Dogs"}  # folder in the archive -> class folder here
@@ -82,19 +81,15 @@ def check_photos(paths, root):
     """The paths that both Pillow and TensorFlow can read; each other one is named (relative to root) in a warning line."""
     import keras
 
-    def check(path):
-        try:
-            check_training_image(path)
-        except BadImage as bad:
-            return bad
-
     good, bad_ones = [], []
     progress = keras.utils.Progbar(len(paths), unit_name="photo")
-    with ThreadPoolExecutor(os.cpu_count()) as pool:  # Pillow decodes outside the GIL
-        for index, (path, bad) in enumerate(zip(paths, pool.map(check, paths)), 1):
-            (bad_ones if bad else good).append(bad or path)
-            if index % 500 == 0 or index == len(paths):
-                progress.update(index)
+    for index, (path, result) in enumerate(check_training_images(paths), 1):
+        if isinstance(result, BadImage):
+            bad_ones.append(result)
+        else:
+            good.append(path)
+        if index % 500 == 0 or index == len(paths):
+            progress.update(index)
     for bad in bad_ones:  # after the progress bar, not through it
         print(f"warning: leaving out {Path(bad.path).relative_to(root)}: {bad.reason}", file=sys.stderr)
     return good

@@ -6,6 +6,7 @@ here too: Pillow turns EXIF-rotated phone photos upright and reads CMYK, 16-bit 
 """
 import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -138,6 +139,21 @@ def check_training_image(path):
         if bits not in (24, 32):
             raise BadImage(path, f"{bits}-bit BMP, which TensorFlow cannot decode in colour; save it as PNG")
     return _orientation(image) in range(2, 9)
+
+
+def check_training_images(paths):
+    """check_training_image on every path, on a thread pool (Pillow decodes outside the GIL).
+
+    Yields (path, result) in order: result is the BadImage, or whether the photo has an EXIF rotation.
+    """
+    def check(path):
+        try:
+            return check_training_image(path)
+        except BadImage as bad:
+            return bad
+
+    with ThreadPoolExecutor(os.cpu_count()) as pool:
+        yield from zip(paths, pool.map(check, paths))
 
 
 def save_upright(path, target, image_size):
