@@ -1,75 +1,96 @@
-"""Train the cats-vs-dogs classifier and save model.h5 and weights.h5.
+"""Train an image classifier on Dataset/Training_Set (one folder per class) and save model.h5 and weights.h5.
 
-    python train_CNN.py                       # Dataset/Training_Set and Dataset/Test_Set
-    python train_CNN.py --model logistic      # the logistic-regression baseline
-    python train_CNN.py --resume              # continue a run stopped by Ctrl-C
+    python train_CNN.py                       # the ImageNet-pretrained default, into a new runs/ folder
+    python train_CNN.py --arch cnn            # a CNN from scratch (or classic, logistic)
+    python train_CNN.py --resume              # continue the run stopped by Ctrl-C, with its settings
     python train_CNN.py --download-dataset    # fetch Microsoft's Kaggle Cats and Dogs photos into Dataset/
     python train_CNN.py --export tflite       # model.h5 as model.tflite (or keras, savedmodel)
 """
 import argparse
 import os
 import sys
+from dataclasses import fields
 
 from classifier import config
+from classifier.config import RunConfig
 from classifier.distribute import STRATEGIES
 from classifier.export import FORMATS
+from classifier.model import MODELS
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=str(config.DATASET_DIR), metavar="DIR",
-                        help=f"folder holding {config.TRAIN_DIR}/ and {config.TEST_DIR}/, each with one sub-folder per class (default: %(default)s)")
-    parser.add_argument("--output", default=str(config.PROJECT_DIR), metavar="DIR",
-                        help=f"where {config.MODEL_FILE}, {config.WEIGHTS_FILE} and {config.REPORTS_DIR}/ go (default: %(default)s)")
-    parser.add_argument("--model", choices=("cnn", "classic", "logistic"), default="cnn",
-                        help="cnn: our CNN; classic: the classic two-block tutorial CNN; logistic: the baseline (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=config.EPOCHS, help="passes over the training set (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=config.BATCH_SIZE, help="images per mini-batch (default: %(default)s)")
-    parser.add_argument("--image-size", type=int, default=config.IMAGE_SIZE, help="pixels per side the photos are resized to (default: %(default)s)")
-    parser.add_argument("--learning-rate", type=float, default=config.LEARNING_RATE, help="peak learning rate (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=config.SEED, help="random seed for shuffling, augmentation and weights (default: %(default)s)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing model.h5/weights.h5 in --output")
-    parser.add_argument("--resume", action="store_true", help="continue the interrupted run saved in --output")
-    parser.add_argument("--float32-weights", action="store_true",
-                        help="store the weights as 32-bit floats; by default they are stored as 16-bit floats, "
-                             "which halves the files and left the shipped model's Test_Set accuracy unchanged")
-    parser.add_argument("--distribute", choices=STRATEGIES, default="none",
+    # The run's settings default to None here: a flag left out takes the RunConfig (or model) default,
+    # and with --resume, the interrupted run's value.
+    parser.add_argument("--data", metavar="DIR",
+                        help=f"folder holding {config.TRAIN_DIR}/ and {config.TEST_DIR}/, each with one sub-folder per class (default: Dataset)")
+    parser.add_argument("--output", metavar="DIR",
+                        help=f"where {config.MODEL_FILE}, {config.WEIGHTS_FILE} and {config.REPORTS_DIR}/ go "
+                             "(default: a new folder runs/ARCH, runs/ARCH-2...)")
+    parser.add_argument("--arch", choices=MODELS, help="the network: " + "; ".join(
+        f"{name}: {arch.summary} ({arch.image_size} px, {arch.epochs} epochs)" for name, arch in MODELS.items())
+        + f" (default: {config.DEFAULT_ARCH})")
+    parser.add_argument("--epochs", type=int, help="passes over the training set, all phases together (default: the model's)")
+    parser.add_argument("--batch-size", type=int, help=f"images per mini-batch (default: {config.BATCH_SIZE})")
+    parser.add_argument("--image-size", type=int, help="pixels per side the photos are resized to (default: the model's)")
+    parser.add_argument("--learning-rate", type=float, help="peak learning rate (default: the model's)")
+    parser.add_argument("--val-split", type=float, help=f"share of {config.TRAIN_DIR} held out to pick the epoch kept; "
+                        f"{config.TEST_DIR} is scored once, at the end (default: {config.VAL_SPLIT})")
+    parser.add_argument("--seed", type=int, help=f"random seed for the split, shuffling, augmentation and weights (default: {config.SEED})")
+    parser.add_argument("--float32-weights", dest="float16", action="store_const", const=False,
+                        help="store the weights as 32-bit floats; by default they are 16-bit floats, half the size, same accuracy")
+    parser.add_argument("--distribute", choices=STRATEGIES,
                         help="none: one device; mirrored: every local GPU; multiworker: the machines in TF_CONFIG; "
-                             "--batch-size is per replica (default: %(default)s)")
+                             "--batch-size is per replica (default: none)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing model.h5/weights.h5 in --output")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted run in --output (default: the latest in runs/) with its settings")
     parser.add_argument("--download-dataset", action="store_true",
                         help=f"instead of training, download the Kaggle Cats and Dogs photos into --data (80%% {config.TRAIN_DIR}, 20%% {config.TEST_DIR})")
     parser.add_argument("--dataset-url", default=None, help=argparse.SUPPRESS)  # tests point it at a local file:// zip
-    parser.add_argument("--export", choices=FORMATS, help="instead of training, write --model-file in this format into --output")
-    parser.add_argument("--model-file", default=str(config.PROJECT_DIR / config.MODEL_FILE), metavar="FILE",
-                        help="the model --export converts (default: %(default)s)")
+    parser.add_argument("--export", choices=FORMATS, help="instead of training, write --model in this format into --output")
+    parser.add_argument("--model", metavar="FILE", help=f"the model file --export converts (default: the shipped {config.MODEL_FILE})")
     args = parser.parse_args(argv)
+    if args.model in MODELS:
+        parser.error(f"--model takes a model file; to choose the network, use --arch {args.model}")
     if args.download_dataset and args.export:
         parser.error("--download-dataset and --export are separate jobs: run them one at a time")
     for name in ("epochs", "batch_size", "image_size"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if args.image_size < 32 and args.model != "logistic":
+    if args.image_size is not None and args.image_size < 32 and args.arch != "logistic":
         parser.error("--image-size must be at least 32 for the CNNs")
+    if args.val_split is not None and not 0 <= args.val_split < 1:
+        parser.error("--val-split is a share between 0 (hold nothing out) and 1, such as 0.1")
     if args.resume and args.distribute == "multiworker":
         parser.error("--resume does not work with --distribute multiworker (only the chief keeps a checkpoint): start the run again with --overwrite")
     return args
 
 
+def run_config(args):
+    """The RunConfig of the flags given, over the defaults (or over the interrupted run's settings)."""
+    from classifier.training import latest_interrupted_run, new_run_folder, resume_settings
+
+    given = {field.name: getattr(args, field.name) for field in fields(RunConfig) if getattr(args, field.name, None) is not None}
+    if args.resume:
+        return resume_settings(args.output or latest_interrupted_run(), given)
+    settings = RunConfig(**given)
+    return settings if settings.output else RunConfig(**given, output=str(new_run_folder(settings.arch)))
+
+
 def main(argv=None):
     args = parse_args(argv)
-    if args.download_dataset or args.export:
-        return run_job(args)
-    from classifier.training import train
     try:
-        train(args.data, args.output, args.model, args.image_size, args.batch_size, args.epochs,
-              args.learning_rate, args.seed, overwrite=args.overwrite, resume=args.resume, distribute=args.distribute,
-              float16=not args.float32_weights)
+        if args.download_dataset or args.export:
+            return run_job(args)
+        from classifier.training import train
+        train(run_config(args), overwrite=args.overwrite, resume=args.resume)
     except config.UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return config.EXIT_USAGE
     except KeyboardInterrupt:
-        print(f"\nInterrupted: the previous {config.MODEL_FILE}/{config.WEIGHTS_FILE} are untouched; "
-              "run again with --resume to continue from the last finished epoch.", file=sys.stderr)
+        print("\nInterrupted: no model file was changed; run again with --resume to continue from the last finished epoch.",
+              file=sys.stderr)
         # Leave at once: tearing down TensorFlow with its input threads stopped mid-step can abort
         # the process ("free(): invalid next size"). Everything worth keeping is already on disk.
         sys.stdout.flush()
@@ -83,13 +104,11 @@ def run_job(args):
     try:
         if args.download_dataset:
             from classifier.download import DATASET_URL, download_dataset
-            download_dataset(args.data, args.dataset_url or DATASET_URL, args.seed)
+            download_dataset(args.data or config.DATASET_DIR, args.dataset_url or DATASET_URL, args.seed or config.SEED)
         else:
             from classifier.export import export
-            export(args.model_file, args.export, args.output, overwrite=args.overwrite)
-    except config.UsageError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return config.EXIT_USAGE
+            model = args.model or config.PROJECT_DIR / config.MODEL_FILE
+            export(model, args.export, args.output or os.path.dirname(os.path.abspath(model)), overwrite=args.overwrite)
     except KeyboardInterrupt:
         print("\nInterrupted: run the same command again to finish; finished files are kept.", file=sys.stderr)
         return config.EXIT_INTERRUPTED

@@ -9,14 +9,46 @@ import json
 import os
 import tempfile
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import h5py
 
 from . import legacy
-from .config import UsageError
+from .config import INTERPOLATION, WEIGHTS_FILE, UsageError
 
 METADATA_KEY = "classifier_metadata"
+
+
+@dataclass
+class ModelInfo:
+    """What a model file says about its model, besides the network: written to and read from the
+    HDF5 attribute METADATA_KEY here only, and used by predict, export, legacy files and benchmarks."""
+    class_names: list
+    image_size: int
+    interpolation: str = INTERPOLATION
+    model: str = ""                      # the MODELS name, or what wrote a Keras 2 file
+    test_accuracy: float | None = None   # on Test_Set, measured once at the end of training
+    keras_version: str = ""
+    weights_dtype: str = "float32"
+    run: dict = field(default_factory=dict)  # the RunConfig of the training run
+
+    def write(self, path):
+        with h5py.File(path, "a") as file:
+            file.attrs[METADATA_KEY] = json.dumps(asdict(self))
+
+    @classmethod
+    def read(cls, path):
+        """The ModelInfo of a model.h5 written by train_CNN.py (this version or an earlier one)."""
+        try:
+            with h5py.File(path, "r") as file:
+                values = json.loads(file.attrs[METADATA_KEY])
+            known = {item.name for item in fields(cls)}
+            return cls(**{key: value for key, value in values.items() if key in known})
+        except (KeyError, TypeError, ValueError):  # no attribute, or not the JSON train_CNN.py writes
+            raise UsageError(f"{path} was not written by train_CNN.py (no class names or image size in it); retrain with train_CNN.py")
+        except OSError as error:
+            raise UsageError(f"{path} is not a readable HDF5 model file ({error}); train one with train_CNN.py")
 
 
 @contextmanager
@@ -39,19 +71,18 @@ def atomic_path(path):
             os.remove(temporary)
 
 
-def save(model, metadata, model_path, weights_path, float16=False):
+def save(model, info, model_path, weights_path):
     """Write model.h5 (with metadata) and weights.h5, each atomically.
 
     Both are written in full before either is renamed into place, so a failure or Ctrl-C while
     writing never leaves a new model.h5 beside the old weights.h5. The optimizer's state is left
-    out (it would triple model.h5; --resume keeps its own checkpoint). float16=True stores the
-    weights as 16-bit floats: files half the size, loaded back into the float32 model.
+    out (it would triple model.h5; --resume keeps its own checkpoint). It stores the
+    weights as 16-bit floats (info.weights_dtype): files half the size, loaded back into the float32 model.
     """
     with atomic_path(model_path) as model_temporary, atomic_path(weights_path) as weights_temporary:
         model.save(model_temporary, include_optimizer=False)
-        with h5py.File(model_temporary, "a") as file:
-            file.attrs[METADATA_KEY] = json.dumps({**metadata, "weights_dtype": "float16" if float16 else "float32"})
-        if float16:
+        info.write(model_temporary)
+        if info.weights_dtype == "float16":
             _repack_float16(model_temporary)
         _copy_weights(model_temporary, weights_temporary)
 
@@ -85,33 +116,30 @@ def _copy_weights(model_path, weights_path):
             source.copy(weights[name], target, name=name)
 
 
-def read_metadata(model_path):
-    try:
-        with h5py.File(model_path, "r") as file:
-            metadata = json.loads(file.attrs[METADATA_KEY])
-        if not {"class_names", "image_size"} <= set(metadata):
-            raise KeyError
-        return metadata
-    except (KeyError, TypeError, ValueError):  # no attribute, or not the JSON train_CNN.py writes
-        raise UsageError(f"{model_path} was not written by train_CNN.py (no class names or image size in it); retrain with train_CNN.py")
-    except OSError as error:
-        raise UsageError(f"{model_path} is not a readable HDF5 model file ({error}); train one with train_CNN.py")
+def weights_beside(model_path):
+    """The weights that belong to a model file: the weights.h5 beside it, else those inside it.
+
+    Never the project's own weights.h5 for another folder's model.h5: a model loaded with weights
+    from another run would label photos with confidence and be wrong.
+    """
+    beside = Path(model_path).with_name(WEIGHTS_FILE)
+    return beside if beside.is_file() else Path(model_path)
 
 
 def load(model_path, weights_path=None, class_names=None):
-    """Load model.h5 (in Keras safe mode: no arbitrary code), then weights.h5 into it.
-
-    A model.h5 from a Keras 2 script is rebuilt by legacy.py; class_names names its classes.
-    Returns (model, metadata). Every failure is a UsageError naming the file.
+    """Load model.h5 (in Keras safe mode: no arbitrary code), then its weights (weights_beside
+    unless weights_path is given). A model.h5 from a Keras 2 script is rebuilt by legacy.py;
+    class_names names its classes. Returns (model, ModelInfo). Every failure is a UsageError naming the file.
     """
     import keras
 
+    weights_path = weights_beside(model_path) if weights_path is None else weights_path
     for path in (model_path, weights_path):
-        if path is not None and not Path(path).is_file():
+        if not Path(path).is_file():
             raise UsageError(f"{path} not found: train a model with `python train_CNN.py` or pass --model/--weights")
     if legacy.keras2_version(model_path):
         return legacy.load(model_path, weights_path, class_names)
-    metadata = read_metadata(model_path)
+    info = ModelInfo.read(model_path)
     try:
         model = keras.models.load_model(model_path, compile=False, safe_mode=True)
     except Exception as error:
@@ -119,7 +147,7 @@ def load(model_path, weights_path=None, class_names=None):
             raise UsageError(f"{model_path} refused by Keras's safe mode: it holds Python code (such as a Lambda layer) "
                              "that could do anything when loaded; use a model.h5 written by train_CNN.py")
         raise UsageError(f"{model_path} could not be loaded ({_first_line(error)}); train one with train_CNN.py")
-    if weights_path is not None:
+    if Path(weights_path).resolve() != Path(model_path).resolve():
         try:
             with h5py.File(weights_path, "r"):
                 pass
@@ -130,7 +158,7 @@ def load(model_path, weights_path=None, class_names=None):
         except Exception as error:
             raise UsageError(f"{weights_path} does not fit the model in {model_path} ({_first_line(error)}); "
                              "use the weights.h5 written with that model.h5")
-    return model, metadata
+    return model, info
 
 
 def _first_line(error):

@@ -1,4 +1,6 @@
-"""Defaults and names used across the toolkit: one source of truth for each fact."""
+"""Names, defaults and the settings of a training run: one source of truth for each fact."""
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -6,19 +8,19 @@ DATASET_DIR = PROJECT_DIR / "Dataset"
 TRAIN_DIR = "Training_Set"
 TEST_DIR = "Test_Set"
 PREDICT_DIR = DATASET_DIR / "Predict"
+RUNS_DIR = PROJECT_DIR / "runs"     # each training run gets its own folder here unless --output says otherwise
 
 MODEL_FILE = "model.h5"
 WEIGHTS_FILE = "weights.h5"
 REPORTS_DIR = "reports"          # learning curves and the run summary, next to the model files
-CHECKPOINT_DIR = "checkpoint"    # best epoch so far and the resumable backup of a run
+CHECKPOINT_DIR = "checkpoint"    # best epoch so far, the resumable backup and the run's settings
 
-IMAGE_SIZE = 96       # pixels per side; measured best accuracy per CPU-minute (README, Performance)
-BATCH_SIZE = 64
-EPOCHS = 18
-LEARNING_RATE = 1e-3  # peak of the warm-up + cosine schedule
+DEFAULT_ARCH = "efficientnet-lite0"
+BATCH_SIZE = 32
+VAL_SPLIT = 0.1       # share of Training_Set held out to choose the epoch kept; Test_Set is scored once, at the end
 SEED = 1337
 
-# The files keras.utils.image_dataset_from_directory reads; anything else in a folder is ignored.
+# The photo files read when walking a folder; anything else there (.txt, .DS_Store) is ignored.
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 # Resizing method (tf.image.resize), shared by training and prediction, so a 4000x3000 phone photo
 # is shrunk the way the training photos were: an area average.
@@ -32,4 +34,32 @@ EXIT_INTERRUPTED = 130
 
 
 class UsageError(Exception):
-    """A problem the user can fix (bad folder layout, missing model file...): exit code 2."""
+    """A problem the user can fix (bad folder layout, missing model file...): exit code 2.
+
+    Its text is one line that says what is wrong and what to do; the scripts print it as `error: ...`.
+    """
+
+
+@dataclass
+class RunConfig:
+    """Everything that decides what a training run learns. Saved in the checkpoint (so --resume
+    continues the same run) and in model.h5 (so a model says how it was made)."""
+    data: str = str(DATASET_DIR)
+    output: str = ""                 # empty: a new folder under runs/
+    arch: str = DEFAULT_ARCH         # a name from model.MODELS
+    image_size: int = 0              # 0: the model's own default
+    epochs: int = 0                  # 0: the model's own default (all phases together)
+    batch_size: int = BATCH_SIZE
+    learning_rate: float = 0.0       # 0: the model's own default
+    val_split: float = VAL_SPLIT
+    seed: int = SEED
+    float16: bool = True             # store the saved weights as float16: half the size, same accuracy
+    distribute: str = "none"
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values):
+        known = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in known})

@@ -1,26 +1,34 @@
-"""The input pipeline: a folder of class sub-folders becomes a tf.data stream of image batches.
+"""The input pipeline: checked lists of (path, label) samples become tf.data streams of image batches.
 
-Keras 3 removed ImageDataGenerator; its successor is keras.utils.image_dataset_from_directory,
-which decodes and resizes with TensorFlow in parallel. Augmentation and rescaling are layers of
-the model itself (model.py), so they travel inside model.h5.
+Keras 3 removed ImageDataGenerator. Here, as in keras.io's examples, tf.data reads, decodes and
+resizes in parallel; augmentation and pixel scaling are layers of the model (model.py). Training,
+evaluation and predict.py all read photos through read_and_resize, so they see the same pixels.
 """
 import os
+import random
 import sys
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import import_tensorflow
 from .config import INTERPOLATION, TEST_DIR, TRAIN_DIR, UsageError
-from .images import BadImage, check_training_images, is_image_name, save_upright
+from .images import BadImage, check_images, find_images, pillow_pixels
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: Path
+    label: int          # index into the class names
+    pillow: bool        # decoded by Pillow, not TensorFlow (images.needs_pillow)
 
 
 def class_folders(split_dir):
-    """The class sub-folders of a split, sorted: their order fixes the labels (0, 1)."""
+    """The class sub-folders of a split, sorted: their order fixes the labels (0, 1, 2...)."""
     return sorted(entry.name for entry in os.scandir(split_dir) if entry.is_dir() and not entry.name.startswith("."))
 
 
 def check_layout(data_dir):
-    """Check DATA/Training_Set and DATA/Test_Set hold the same two class folders; return their names."""
+    """Check DATA/Training_Set and DATA/Test_Set hold the same class folders (two or more); return their names."""
     data_dir = Path(data_dir)
     names = {}
     for split in (TRAIN_DIR, TEST_DIR):
@@ -28,9 +36,10 @@ def check_layout(data_dir):
         if not split_dir.is_dir():
             raise UsageError(f"{split_dir} not found: --data must hold {TRAIN_DIR}/ and {TEST_DIR}/, each with one folder per class")
         names[split] = class_folders(split_dir)
-        if len(names[split]) != 2:
+        if len(names[split]) < 2:
             found = ", ".join(names[split]) or "none"
-            raise UsageError(f"{split_dir} must hold exactly 2 class folders (found {len(names[split])}: {found}); this toolkit trains two-class models")
+            raise UsageError(f"{split_dir} must hold a folder per class, at least 2 (found {len(names[split])}: {found}); "
+                             "make one folder per kind of photo, such as Cats/ and Dogs/")
     if names[TRAIN_DIR] != names[TEST_DIR]:
         raise UsageError(
             f"the class folders differ: {data_dir / TRAIN_DIR} has {', '.join(names[TRAIN_DIR])} but "
@@ -38,88 +47,87 @@ def check_layout(data_dir):
     return names[TRAIN_DIR]
 
 
-def list_class_files(split_dir, class_names):
-    """The image files of each class folder, walked as image_dataset_from_directory walks them."""
-    files = {}
-    for name in class_names:
-        files[name] = sorted(
-            Path(root, file) for root, _, names in os.walk(Path(split_dir, name)) for file in names if is_image_name(file))
-    return files
+def labelled_samples(split_dir, class_names, image_size):
+    """Check every photo of split_dir/<class>/ once; warn about each unreadable one.
 
-
-def scan_split(split_dir, class_names):
-    """Decode every image once; warn about each unreadable one.
-
-    Returns (good files per class, bad count, the set of good files with an EXIF rotation).
+    Returns (samples, number of unreadable files skipped).
     """
-    files = list_class_files(split_dir, class_names)
-    good, bad_count, rotated = {}, 0, set()
-    for name, paths in files.items():
-        good[name] = []
-        for path, result in check_training_images(paths):
+    samples, bad_count = [], 0
+    for label, name in enumerate(class_names):
+        paths, _ = find_images([Path(split_dir, name)])
+        good = 0
+        for path, result in check_images(paths, image_size):
             if isinstance(result, BadImage):
                 bad_count += 1
                 print(f"warning: skipping {result}", file=sys.stderr)
                 continue
-            good[name].append(path)
-            if result:
-                rotated.add(path)
-        if not good[name]:
+            samples.append(Sample(path, label, result))
+            good += 1
+        if not good:
             raise UsageError(f"{Path(split_dir, name)} has no readable images: put .jpg or .png photos of {name} there")
-    return good, bad_count, rotated
+    return samples, bad_count
 
 
-def _view_of_good_files(good, rotated, workdir, image_size):
-    """A folder of links to the checked files only, for image_dataset_from_directory.
+def split_off(samples, fraction, seed):
+    """Hold out `fraction` of each class (at least one photo, when there are two or more), chosen
+    at random with the seed: (kept, held out). The held-out photos pick the epoch that is kept."""
+    if fraction <= 0:
+        return samples, []
+    kept, held = [], []
+    for label in sorted({sample.label for sample in samples}):
+        group = [sample for sample in samples if sample.label == label]
+        random.Random(f"{seed}-{label}").shuffle(group)
+        count = min(len(group) - 1, max(1, round(len(group) * fraction)))
+        held += group[:count]
+        kept += group[count:]
+    return kept, held
 
-    Read directly, the split would also give TensorFlow the files the check left out: bad ones,
-    and hidden names such as macOS's ._photo.jpg, which stop training mid-epoch. Links are
-    named by number (a file name TensorFlow cannot encode, or one near the length limit, is
-    fine), and photos with an EXIF rotation become upright copies, as predict.py sees them.
+
+def read_and_resize(path, pillow, image_size):
+    """One photo as the model sees it: a uint8 (size, size, 3) tensor, area-resized.
+
+    TensorFlow decodes what it reads as is; the rest comes from Pillow (images.needs_pillow).
+    A graph function, so tf.data runs it on many photos at once.
     """
-    for name, paths in good.items():
-        os.makedirs(Path(workdir, name))
-        for index, path in enumerate(paths):
-            if path in rotated:
-                save_upright(path, Path(workdir, name, f"{index:06d}.png"), image_size)
-                continue
-            link = Path(workdir, name, f"{index:06d}{path.suffix.lower()}")
-            try:
-                os.symlink(os.path.abspath(path), link)
-            except OSError:  # no symlinks (Windows without developer mode): a hard link, then a copy
-                try:
-                    os.link(path, link)
-                except OSError:
-                    import shutil
-                    shutil.copyfile(path, link)
-    return workdir
-
-
-def image_dataset(split_dir, class_names, image_size, batch_size, shuffle=False, seed=None):
-    """Stream a split as batches of (uint8-valued float images, 0/1 labels), cached after the first pass.
-
-    Returns (dataset, number of images, number of skipped files).
-    """
-    good, bad_count, rotated = scan_split(split_dir, class_names)  # before TensorFlow loads: layout errors answer at once
     tf = import_tensorflow()
-    import keras
 
-    count = sum(len(paths) for paths in good.values())
-    # The temporary folder must outlive the dataset, which reads it lazily; it is removed at exit.
-    holder = tempfile.TemporaryDirectory(prefix="classifier-view-")
-    _KEEP_ALIVE.append(holder)
-    source = _view_of_good_files(good, rotated, holder.name, image_size)
-    dataset = keras.utils.image_dataset_from_directory(
-        source, labels="inferred", label_mode="binary", class_names=class_names,
-        image_size=(image_size, image_size), interpolation=INTERPOLATION,
-        batch_size=None, shuffle=False, verbose=False)
-    # Cache the decoded, resized images as uint8 (4x smaller than float32): later epochs skip decoding.
-    dataset = dataset.map(lambda image, label: (tf.cast(tf.round(image), tf.uint8), label),
-                          num_parallel_calls=tf.data.AUTOTUNE).cache()
+    def with_pillow():
+        pixels = tf.numpy_function(lambda name: pillow_pixels(os.fsdecode(name), image_size), [path], tf.uint8, stateful=False)
+        return tf.ensure_shape(pixels, (None, None, 3))
+
+    def with_tensorflow():
+        return tf.io.decode_image(tf.io.read_file(path), channels=3, dtype=tf.uint8, expand_animations=False)
+
+    pixels = tf.cond(pillow, with_pillow, with_tensorflow)
+    resized = tf.image.resize(pixels, (image_size, image_size), method=INTERPOLATION)
+    return tf.cast(tf.round(resized), tf.uint8)
+
+
+def image_dataset(samples, image_size, batch_size, shuffle=False, seed=None, cache=False):
+    """A tf.data stream of (float32 images 0-255, integer labels) batches, in the samples' order
+    unless shuffled. cache=True keeps the decoded photos in memory as uint8 (4x smaller than
+    float32) after the first pass, so later epochs skip decoding."""
+    tf = import_tensorflow()
+    paths = [os.fsencode(sample.path) for sample in samples]  # bytes: any file name, even one that is not UTF-8
+    pillow = [sample.pillow for sample in samples]
+    labels = [sample.label for sample in samples]
+    dataset = tf.data.Dataset.from_tensor_slices((paths, pillow, labels))
+    dataset = dataset.map(lambda path, use_pillow, label: (read_and_resize(path, use_pillow, image_size), label),
+                          num_parallel_calls=tf.data.AUTOTUNE)
+    if cache:
+        dataset = dataset.cache()
     if shuffle:
-        dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size).map(lambda image, label: (tf.cast(image, tf.float32), label))
-    return dataset.prefetch(tf.data.AUTOTUNE), count, bad_count
+        dataset = dataset.shuffle(len(samples), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size).map(lambda images, labels: (tf.cast(images, tf.float32), labels))
+    return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-_KEEP_ALIVE = []
+def load_image(path, image_size):
+    """One photo as a uint8 numpy array, read exactly as training reads it. Raises BadImage."""
+    from .images import needs_pillow
+    tf = import_tensorflow()
+    pillow = needs_pillow(path, image_size)
+    try:
+        return read_and_resize(tf.constant(os.fsencode(path)), tf.constant(pillow), image_size).numpy()
+    except Exception as error:
+        raise BadImage(path, f"could not convert the image ({type(error).__name__}: {str(error).splitlines()[0]})")

@@ -103,8 +103,8 @@ def shard(dataset):
     """Split the batches between workers: each image is seen once per epoch across the cluster.
 
     AutoShardPolicy.DATA: every worker runs the whole (cached) pipeline and keeps its share of each
-    global batch. The FILE policy would need a dataset read from a list of files TensorFlow can
-    hand out, which the decoded, cached pipeline over a folder of links is not. The shuffle has a
+    global batch. (The FILE policy would give each worker whole files, but the pipeline starts
+    from a list of checked samples, not from files TensorFlow can hand out.) The shuffle has a
     fixed seed, so all workers agree on the order they split. One machine ignores the option.
     """
     tf = import_tensorflow()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import import_tensorflow
 from .config import TEST_DIR, TRAIN_DIR, UsageError
-from .images import BadImage, check_training_images, is_image_name
+from .images import BadImage, check_images, is_image_name
 
 DATASET_URL = "https://download.microsoft.com/download/3/E/1/3E1C3F21-ECDB-4869-8368-6DEBA77B919F/kagglecatsanddogs_5340.zip"
 ARCHIVE_CLASSES = {"Cat": "Cats", "Dog": "Dogs"}  # folder in the archive -> class folder here
@@ -78,12 +78,12 @@ def _pet_images(extracted, url):
 
 
 def check_photos(paths, root):
-    """The paths that both Pillow and TensorFlow can read; each other one is named (relative to root) in a warning line."""
+    """The paths training can read; each other one is named (relative to root) in a warning line."""
     import keras
 
     good, bad_ones = [], []
     progress = keras.utils.Progbar(len(paths), unit_name="photo")
-    for index, (path, result) in enumerate(check_training_images(paths), 1):
+    for index, (path, result) in enumerate(check_images(paths, image_size=None), 1):
         if isinstance(result, BadImage):
             bad_ones.append(result)
         else:

@@ -5,11 +5,12 @@
     tflite      MODEL.tflite        TensorFlow Lite / LiteRT, for phones and small boards
 
 Every format takes what model.h5 takes: float32 RGB images of shape (N, size, size, 3) with values
-0-255 (the model rescales them itself), and returns (N, 1), the probability of the second class.
+0-255 (the model scales them itself), and returns (N, classes): one probability per class.
 A MODEL_metadata.json beside it names the classes and the image size, which the formats cannot hold.
 """
 import json
 import shutil
+from dataclasses import asdict
 import tempfile
 from pathlib import Path
 
@@ -26,7 +27,8 @@ def export(model_path, fmt, output_dir, overwrite=False):
     if target.exists() and not overwrite:
         raise UsageError(f"{target} already exists: pass --overwrite to replace it, or --output DIR to write elsewhere")
     tf = import_tensorflow()
-    model, metadata = artifacts.load(model_path)
+    model, info = artifacts.load(model_path)
+    print(f"Exporting {model_path} (weights: {artifacts.weights_beside(model_path)})")
     try:
         output.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=f".{stem}-export-", dir=output) as scratch:
@@ -34,20 +36,23 @@ def export(model_path, fmt, output_dir, overwrite=False):
             if fmt == "keras":
                 model.save(written)
             elif fmt == "savedmodel":
-                save_inference_graph(model, metadata["image_size"], written)
+                save_inference_graph(model, info.image_size, written)
             else:
-                save_inference_graph(model, metadata["image_size"], Path(scratch, "savedmodel"))
+                save_inference_graph(model, info.image_size, Path(scratch, "savedmodel"))
                 written.write_bytes(tf.lite.TFLiteConverter.from_saved_model(str(Path(scratch, "savedmodel"))).convert())
             if target.is_dir():
                 shutil.rmtree(target)
             written.replace(target)  # only a finished export replaces an earlier one
         sidecar = output / f"{stem}_metadata.json"
-        sidecar.write_text(json.dumps({**metadata, "input": "float32 RGB, shape (N, size, size, 3), values 0-255",
-                                       "output": f"(N, 1): probability of {metadata['class_names'][1]}"}, indent=2) + "\n")
+        outputs = model.output_shape[-1]
+        meaning = f"probability of each class, in the order {', '.join(info.class_names)}" if outputs > 1 else \
+            f"probability of {info.class_names[1]}"
+        sidecar.write_text(json.dumps({**asdict(info), "input": "float32 RGB, shape (N, size, size, 3), values 0-255",
+                                       "output": f"(N, {outputs}): {meaning}"}, indent=2) + "\n")
     except OSError as error:
         raise UsageError(f"cannot write to {output} ({error.strerror or error}): pass --output DIR with a writable folder")
-    print(f"Wrote {target} (and {sidecar.name}: class names {', '.join(metadata['class_names'])}, "
-          f"{metadata['image_size']}x{metadata['image_size']} px)")
+    print(f"Wrote {target} (and {sidecar.name}: class names {', '.join(info.class_names)}, "
+          f"{info.image_size}x{info.image_size} px)")
     return target
 
 

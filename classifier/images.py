@@ -1,8 +1,11 @@
-"""Finding image files and reading them with Pillow.
+"""Finding photos and reading them: the one reader that training and prediction share.
 
-Training streams photos with TensorFlow (see data.py), but every file is first checked here, so a
-broken file is named in one warning line instead of stopping an epoch. Prediction reads photos
-here too: Pillow turns EXIF-rotated phone photos upright and reads CMYK, 16-bit and palette files.
+Every photo is first checked with Pillow (on a thread pool: Pillow decodes outside the GIL), so a
+broken file is named in one line instead of stopping an epoch. The check also decides how the
+pixels are read: TensorFlow's decoder where it reads the file as it is, else Pillow, which turns
+EXIF-rotated phone photos upright, reads formats TensorFlow does not, and shrinks big JPEGs while
+decoding. Either way the pixels then get the same area resize (data.read_and_resize), in training
+and in prediction, so a photo is seen the same way by both.
 """
 import os
 import warnings
@@ -13,11 +16,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from . import import_tensorflow
-from .config import IMAGE_EXTENSIONS, INTERPOLATION
+from .config import IMAGE_EXTENSIONS
 
-# Formats TensorFlow's decoder reads; Pillow reads more, but a training file must pass both.
-# MPO is a JPEG with extra frames (many phone and 3D cameras write it); TensorFlow reads the first.
+# Formats TensorFlow's decoder reads as they are; MPO is a JPEG with extra frames (many phone and
+# 3D cameras write it), of which TensorFlow reads the first.
 TENSORFLOW_FORMATS = {"JPEG", "MPO", "PNG", "GIF", "BMP"}
 EXIF_ORIENTATION = 0x0112
 
@@ -90,7 +92,7 @@ def _orientation(image):
         return 1
 
 
-def _open(path, draft_size=None):
+def open_image(path, draft_size=None):
     """Open and fully decode with Pillow; every failure becomes a BadImage naming the file.
 
     draft_size lets the JPEG decoder shrink by 2, 4 or 8 while decoding (never below that size),
@@ -122,33 +124,30 @@ def _open(path, draft_size=None):
         raise BadImage(path, f"damaged image ({type(error).__name__}: {error})")
 
 
-def check_training_image(path):
-    """Raise BadImage unless both Pillow and TensorFlow's decoder can read the file.
+def needs_pillow(path, image_size):
+    """Check that a photo can be read; return whether Pillow, not TensorFlow, must decode it.
 
-    Returns True when the photo carries an EXIF rotation, which TensorFlow's decoder ignores:
-    the caller must hand TensorFlow an upright copy (see data.py). CMYK JPEGs, 16-bit, palette
-    and greyscale PNGs need nothing: TensorFlow decodes them to RGB as Pillow does.
+    Raises BadImage for a file that cannot be used. Pillow decodes: photos with an EXIF rotation
+    (TensorFlow ignores EXIF), big JPEGs (decoded shrunk), formats or variants TensorFlow does not
+    read (such as 1-, 4- or 8-bit BMP), and 16-bit images.
     """
-    image = _open(path)
-    if image.format not in TENSORFLOW_FORMATS:
-        raise BadImage(path, f"{image.format} data in a {Path(path).suffix} file; save it as JPEG or PNG")
+    image = open_image(path, draft_size=image_size)
+    if image.info["drafted"] or image.format not in TENSORFLOW_FORMATS or _orientation(image) != 1:
+        return True
+    if image.mode.startswith("I"):
+        return True
     if image.format == "BMP":
-        # TensorFlow reads the bit depth at byte 28 and decodes only 24/32-bit colour (8-bit as grey).
+        # TensorFlow reads the bit depth at byte 28 and decodes only 24/32-bit colour.
         with open(path, "rb") as file:
-            bits = int.from_bytes(file.read(30)[28:30], "little")
-        if bits not in (24, 32):
-            raise BadImage(path, f"{bits}-bit BMP, which TensorFlow cannot decode in colour; save it as PNG")
-    return _orientation(image) in range(2, 9)
+            return int.from_bytes(file.read(30)[28:30], "little") not in (24, 32)
+    return False
 
 
-def check_training_images(paths):
-    """check_training_image on every path, on a thread pool (Pillow decodes outside the GIL).
-
-    Yields (path, result) in order: result is the BadImage, or whether the photo has an EXIF rotation.
-    """
+def check_images(paths, image_size):
+    """needs_pillow for every path, on a thread pool. Yields (path, True/False or the BadImage), in order."""
     def check(path):
         try:
-            return check_training_image(path)
+            return needs_pillow(path, image_size)
         except BadImage as bad:
             return bad
 
@@ -156,53 +155,15 @@ def check_training_images(paths):
         yield from zip(paths, pool.map(check, paths))
 
 
-def save_upright(path, target, image_size):
-    """Save a photo with an EXIF rotation upright as PNG, for TensorFlow's decoder, which ignores EXIF.
-
-    It is read as load_image reads it (JPEG draft, never below image_size), so a training photo
-    is shrunk the way predict.py shrinks one; PNG adds no second lossy pass.
-    """
-    with _pillow_warnings():
-        image = ImageOps.exif_transpose(_open(path, draft_size=image_size))
-    if image.mode not in ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"):  # what PNG holds; CMYK is not
-        image = image.convert("RGB")
-    image.save(target, format="PNG")
-
-
-def load_image(path, image_size):
-    """Read a photo as the model sees it: upright, RGB, image_size x image_size, uint8.
-
-    The pixels come from the TensorFlow ops that image_dataset_from_directory applies in training
-    (tf.io.decode_image, then an area resize): with Pillow's decoder and BOX filter instead, the
-    shipped model lost 0.85 points of Test_Set accuracy. Pillow still checks the file first, turns
-    EXIF-rotated photos upright, reads what TensorFlow cannot, and shrinks big JPEGs while
-    decoding; such photos reach the area resize as Pillow decoded them.
-    """
-    image = _open(path, draft_size=image_size)
-    tf = import_tensorflow()
-    try:
-        pixels = None
-        if _orientation(image) == 1 and not image.info["drafted"]:
-            try:
-                pixels = tf.io.decode_image(tf.io.read_file(str(path)), channels=3, expand_animations=False)
-            except Exception:  # a format or variant TensorFlow does not read (e.g. a 1-bit BMP): Pillow's pixels
-                pixels = None
-        if pixels is None:
-            pixels = _pillow_rgb(image)
-        resized = tf.image.resize(pixels, (image_size, image_size), method=INTERPOLATION)
-        return np.asarray(tf.cast(tf.round(resized), tf.uint8))
-    except Exception as error:
-        raise BadImage(path, f"could not convert the image ({type(error).__name__}: {error})")
-
-
-def _pillow_rgb(image):
-    """8-bit RGB pixels of a Pillow image: upright, palettes and 16-bit greys converted as TensorFlow does."""
+def pillow_pixels(path, image_size):
+    """8-bit RGB pixels as Pillow reads them: upright, JPEGs shrunk while decoding (never below
+    image_size), palettes through RGBA, 16-bit greys scaled to 8 bits instead of clipped."""
+    image = open_image(path, draft_size=image_size)
     if _orientation(image) != 1:
         with _pillow_warnings():
             image = ImageOps.exif_transpose(image)
     if image.mode == "P":  # via RGBA, as Pillow asks for palettes with transparency (else it warns)
         image = image.convert("RGBA")
-    if image.mode.startswith("I;16"):
-        # 16-bit greyscale: scale to 8 bits instead of clipping every value above 255.
+    if image.mode.startswith("I;16") or image.mode == "I":
         image = image.convert("I").point(lambda value: value / 256).convert("L")
     return np.asarray(image.convert("RGB"), dtype=np.uint8)

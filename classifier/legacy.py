@@ -54,13 +54,17 @@ def keras2_version(path):
     return version if version.startswith("2.") else None
 
 
-def default_class_names():
+def default_class_names(count, model_path):
     """What flow_from_directory would have called the classes: Dataset/Training_Set's folders, sorted."""
     from .data import class_folders
 
     train = DATASET_DIR / TRAIN_DIR
     names = class_folders(train) if train.is_dir() else []
-    return names if len(names) == 2 else DEFAULT_CLASSES
+    if len(names) == count:
+        return names
+    if count == 2:
+        return DEFAULT_CLASSES
+    raise UsageError(f"{model_path} has {count} classes but stores no names: pass them in order, as --classes A,B,C")
 
 
 def load(model_path, weights_path=None, class_names=None):
@@ -85,17 +89,20 @@ def load(model_path, weights_path=None, class_names=None):
         except Exception as error:
             raise UsageError(f"{path} does not fit the model rebuilt from {model_path} ({_first_line(error)}); "
                              "use the weights.h5 saved with that model.h5, or pass the model file itself as --weights")
-    names = list(class_names or default_class_names())
+    count = max(2, model.output_shape[-1])
+    names = list(class_names or default_class_names(count, model_path))
+    if len(names) != count:
+        raise UsageError(f"--classes names {len(names)} classes but {model_path} has {count}: name each, in order")
     size = model.input_shape[1]
     print(f"note: {model_path} was saved by Keras {version}; rebuilt for Keras 3 with {size}x{size} px input, pixels "
-          f"scaled by 1/255, classes {names[0]} (0) and {names[1]} (1) (set them with --classes)", file=sys.stderr)
+          f"scaled by 1/255, classes {', '.join(f'{name} ({index})' for index, name in enumerate(names))} "
+          "(set them with --classes)", file=sys.stderr)
     if warning:
         print(f"warning: {model_path}: {warning.format(second=names[1])}", file=sys.stderr)
         # Keras repeats it, with its source line, at every prediction: one clear line is enough.
         warnings.filterwarnings("ignore", message="You are using a softmax over axis")
-    metadata = {"class_names": names, "image_size": size, "interpolation": "area",
-                "model": f"Keras {version} Sequential", "keras_version": version}
-    return model, metadata
+    from .artifacts import ModelInfo
+    return model, ModelInfo(names, size, model=f"Keras {version} Sequential", keras_version=version)
 
 
 def _layer_configs(config, model_path, version):
@@ -109,7 +116,7 @@ def _layer_configs(config, model_path, version):
 
 
 def build(layer_configs, model_path):
-    """The Keras 3 model: Rescaling(1/255), the old layers, and the probability of class 1 as output.
+    """The Keras 3 model: Rescaling(1/255), then the old layers, whose output prediction.probabilities reads.
 
     Returns (model, warning or None).
     """
@@ -140,17 +147,15 @@ def build(layer_configs, model_path):
     for layer in layers:
         outputs = layer(outputs)
     units, activation = outputs.shape[-1], _output_activation(layer_configs)
-    if outputs.shape[1:] != (units,) or units > 2:
+    if outputs.shape[1:] != (units,):
         raise UsageError(f"{model_path} gives {tuple(outputs.shape[1:])} outputs per photo; this toolkit reads "
-                         "two-class models ending in Dense(1, sigmoid) or Dense(2, softmax)")
+                         "classifiers ending in Dense(1, sigmoid) or Dense(N, softmax)")
     warning = None
     if units == 1 and activation == "softmax":
         warning = ("its last layer is Dense(1) with softmax, which always outputs 1.0: every photo will be labelled "
                    "{second} with confidence 1.0000. The training script had a bug; retrain with sigmoid (python train_CNN.py)")
-    elif activation not in ("sigmoid", "softmax"):
+    elif activation != ("sigmoid" if units == 1 else "softmax"):
         warning = f"its last layer's activation is {activation}, not sigmoid or softmax: the confidences are not probabilities"
-    if units == 2:  # softmax over two classes: the second column is the probability of class 1
-        outputs = outputs[:, 1:2]
     return keras.Model(inputs, outputs, name="keras2"), warning
 
 

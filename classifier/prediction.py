@@ -1,62 +1,88 @@
-"""Labelling photos with a trained model, and evaluating it on a folder of labelled photos.
+"""Labelling photos with a trained model, and scoring it on folders of labelled photos.
 
-Photos are read with Pillow on a thread pool (decoding runs outside the GIL) while the model
-labels the previous batch, and are resized the way the training photos were (config.INTERPOLATION).
+Predictions are data: a Prediction holds a photo's path and one probability per class; the
+output formats (writers.py) only read them. Photos are read exactly as in training (data.py):
+checked on a thread pool while the model labels the previous chunk, then decoded by tf.data.
 """
-import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import artifacts, import_tensorflow
 from .config import UsageError
-from .data import class_folders
-from .images import BadImage, find_images, load_image
+from .data import Sample, class_folders, image_dataset
+from .images import BadImage, check_images, find_images
+
+CHUNK_BATCHES = 8   # photos are checked this many batches ahead of the model
 
 
-def load_classifier(model_path, weights_path, class_names=None):
+@dataclass
+class Prediction:
+    path: Path
+    probabilities: np.ndarray   # one per class, in class_names order
+    class_names: list
+
+    @property
+    def index(self):
+        return int(np.argmax(self.probabilities))
+
+    @property
+    def label(self):
+        return self.class_names[self.index]
+
+    @property
+    def confidence(self):
+        """The probability of the label."""
+        return float(self.probabilities[self.index])
+
+
+def load_classifier(model_path, weights_path=None, class_names=None):
+    """The model and its ModelInfo; says on stderr which files it loaded."""
     import_tensorflow()
-    return artifacts.load(model_path, weights_path, class_names)
+    model, info = artifacts.load(model_path, weights_path, class_names)
+    weights = weights_path or artifacts.weights_beside(model_path)
+    print(f"Model: {model_path} (weights: {weights}); classes: {', '.join(info.class_names)}", file=sys.stderr)
+    return model, info
 
 
-def label_of(probability, class_names):
-    """The sigmoid output is the probability of the second class (labels follow sorted folder names)."""
-    if probability >= 0.5:
-        return class_names[1], float(probability)
-    return class_names[0], 1.0 - float(probability)
+def probabilities(outputs):
+    """The model's outputs as one probability per class. A Dense(1) sigmoid head (models saved by
+    earlier versions and by Keras 2 scripts) gives the probability of the second class."""
+    outputs = np.asarray(outputs, dtype=float)
+    return np.concatenate([1 - outputs, outputs], axis=1) if outputs.shape[1] == 1 else outputs
 
 
-def predict_files(model, image_size, paths, batch_size):
-    """Yield (path, probability of class 1) for each readable file, or (path, BadImage) for the others, in order."""
-    def read(path):
-        try:
-            return load_image(path, image_size)
-        except BadImage as bad:
-            return bad
-
-    with ThreadPoolExecutor(os.cpu_count()) as pool:
-        chunks = [paths[start:start + batch_size] for start in range(0, len(paths), batch_size)]
-        pending = pool.map(read, chunks[0]) if chunks else None
-        for index, chunk in enumerate(chunks):
-            results = list(pending)
-            if index + 1 < len(chunks):  # start reading the next batch while this one is labelled
-                pending = pool.map(read, chunks[index + 1])
-            images = [result for result in results if not isinstance(result, BadImage)]
-            probabilities = iter(model.predict_on_batch(np.stack(images)).reshape(-1) if images else [])
-            for path, result in zip(chunk, results):
-                yield path, result if isinstance(result, BadImage) else float(next(probabilities))
+def predict_files(model, info, paths, batch_size):
+    """Yield a Prediction for each readable file, or its BadImage, in the order of paths."""
+    chunk_size = batch_size * CHUNK_BATCHES
+    chunks = [paths[start:start + chunk_size] for start in range(0, len(paths), chunk_size)]
+    with ThreadPoolExecutor(1) as reader:  # checks the next chunk while the model labels this one
+        pending = reader.submit(list, check_images(chunks[0], info.image_size)) if chunks else None
+        for index in range(len(chunks)):
+            checked = pending.result()
+            if index + 1 < len(chunks):
+                pending = reader.submit(list, check_images(chunks[index + 1], info.image_size))
+            yield from _label_chunk(model, info, checked, batch_size)
 
 
-def evaluate(model, metadata, folder, batch_size):
-    """Accuracy, per-class precision and recall, and the confusion matrix on FOLDER/<class>/ photos.
+def _label_chunk(model, info, checked, batch_size):
+    good = [Sample(path, 0, result) for path, result in checked if not isinstance(result, BadImage)]
+    rows = iter([])
+    if good:
+        batches = image_dataset(good, info.image_size, batch_size)
+        rows = iter(np.concatenate([probabilities(model.predict_on_batch(images)) for images, _ in batches]))
+    for path, result in checked:
+        yield result if isinstance(result, BadImage) else Prediction(path, next(rows), info.class_names)
 
-    Returns (report text, number of unreadable files).
-    """
-    class_names = metadata["class_names"]
+
+def labelled_photos(folder, class_names):
+    """(paths, true class indices) of the photos in folder/<class>/, for every class of the model."""
     found = class_folders(folder) if Path(folder).is_dir() else []
     if found != sorted(class_names):
-        raise UsageError(f"{folder} must hold one folder per class, named {' and '.join(class_names)} (found: {', '.join(found) or 'none'})")
+        raise UsageError(f"{folder} must hold one folder per class, named {', '.join(class_names)} (found: {', '.join(found) or 'none'})")
     paths, truth = [], []
     for label, name in enumerate(class_names):
         images, _ = find_images([Path(folder, name)])
@@ -64,25 +90,41 @@ def evaluate(model, metadata, folder, batch_size):
         truth += [label] * len(images)
     if not paths:
         raise UsageError(f"no images found in the class folders of {folder}")
-    confusion = np.zeros((2, 2), dtype=int)  # rows: true class, columns: predicted class
-    bad = 0
-    for (path, result), actual in zip(predict_files(model, metadata["image_size"], paths, batch_size), truth):
+    return paths, truth
+
+
+def evaluate(model, info, folder, batch_size):
+    """The confusion matrix on FOLDER/<class>/ photos. Returns (confusion, predictions, unreadable count)."""
+    paths, truth = labelled_photos(folder, info.class_names)
+    count = len(info.class_names)
+    confusion = np.zeros((count, count), dtype=int)  # rows: true class, columns: predicted class
+    predictions, bad = [], 0
+    for result, actual in zip(predict_files(model, info, paths, batch_size), truth):
         if isinstance(result, BadImage):
             bad += 1
             continue
-        confusion[actual, int(result >= 0.5)] += 1
-    return format_report(confusion, class_names), bad
+        confusion[actual, result.index] += 1
+        predictions.append(result)
+    return confusion, predictions, bad
+
+
+def confusion_matrix(truth, predicted, count):
+    """Rows: true class, columns: predicted class."""
+    confusion = np.zeros((count, count), dtype=int)
+    np.add.at(confusion, (np.asarray(truth, dtype=int), np.asarray(predicted, dtype=int)), 1)
+    return confusion
 
 
 def format_report(confusion, class_names):
+    """Accuracy, per-class precision and recall, and the confusion matrix, as text."""
     total = confusion.sum()
-    lines = [f"accuracy: {np.trace(confusion) / total:.2%} on {total} images", "",
-             f"{'class':<12}{'precision':>10}{'recall':>10}{'images':>8}"]
+    width = max(12, *(len(name) + 2 for name in class_names))
+    lines = [f"accuracy: {np.trace(confusion) / max(1, total):.2%} on {total} images", "",
+             f"{'class':<{width}}{'precision':>10}{'recall':>10}{'images':>8}"]
     for index, name in enumerate(class_names):
         precision = confusion[index, index] / max(1, confusion[:, index].sum())
         recall = confusion[index, index] / max(1, confusion[index].sum())
-        lines.append(f"{name:<12}{precision:>10.2%}{recall:>10.2%}{confusion[index].sum():>8}")
-    width = max(12, *(len(name) + 2 for name in class_names))
+        lines.append(f"{name:<{width}}{precision:>10.2%}{recall:>10.2%}{confusion[index].sum():>8}")
     lines += ["", "confusion matrix (rows: true class, columns: predicted)",
               " " * width + "".join(f"{name:>{width}}" for name in class_names)]
     for index, name in enumerate(class_names):

@@ -5,19 +5,39 @@ import csv
 import numpy as np
 
 
-def plot_learning_curves(log_path, png_path):
+def _pyplot():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    return plt
 
+
+def read_log(log_path):
     with open(log_path) as file:
-        rows = list(csv.DictReader(file))
-    epochs = [int(row["epoch"]) + 1 for row in rows]
+        return list(csv.DictReader(file))
+
+
+def best_epoch(rows):
+    """The epoch (from 1) the run kept: the first with the best validation accuracy, as
+    ModelCheckpoint keeps it; the last one when nothing was held out."""
+    scores = [float(row["val_accuracy"]) for row in rows if row.get("val_accuracy")]
+    return int(rows[int(np.argmax(scores))]["epoch"]) if scores else (int(rows[-1]["epoch"]) if rows else None)
+
+
+def plot_learning_curves(log_path, png_path):
+    plt = _pyplot()
+    rows = read_log(log_path)
+    epochs = [int(row["epoch"]) for row in rows]
+    kept = best_epoch(rows)
     figure, axes = plt.subplots(1, 2, figsize=(10, 4))
     for axis, metric in zip(axes, ("accuracy", "loss")):
         axis.plot(epochs, [float(row[metric]) for row in rows], "o-", label="training (augmented)")
-        axis.plot(epochs, [float(row["val_" + metric]) for row in rows], "o-", label="Test_Set")
+        if rows and rows[0].get("val_" + metric):
+            axis.plot(epochs, [float(row["val_" + metric]) for row in rows], "o-", label="validation")
+        if kept is not None:
+            axis.axvline(kept, color="grey", linestyle="--", linewidth=1, label=f"kept: epoch {kept}")
         axis.set(xlabel="epoch", ylabel=metric, title=metric.capitalize())
+        axis.xaxis.get_major_locator().set_params(integer=True)  # no epoch 1.5
         axis.grid(alpha=0.3)
         axis.legend()
     figure.tight_layout()
@@ -26,17 +46,11 @@ def plot_learning_curves(log_path, png_path):
     return png_path
 
 
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
 def plot_confusion_matrix(confusion, class_names, png_path, title="Test_Set"):
     """Counts in a grid, rows the true class and columns the predicted one; the diagonal is right."""
     plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(4.6, 4))
+    size = 3 + 0.8 * len(class_names)
+    figure, axis = plt.subplots(figsize=(size + 0.6, size))
     axis.imshow(confusion, cmap="Blues", vmin=0, vmax=max(1, confusion.max()))
     for (row, column), count in np.ndenumerate(confusion):
         dark = count > confusion.max() / 2
@@ -52,20 +66,21 @@ def plot_confusion_matrix(confusion, class_names, png_path, title="Test_Set"):
 
 
 def write_summary(md_path, log_path, confusion, class_names, facts):
-    """A short markdown page: the facts of the run (data, settings), the best epoch and the test result.
+    """A short markdown page: the facts of the run (data, settings), the epoch kept and the test result.
 
     facts: an ordered dict of name -> value, shown as a table.
     """
-    with open(log_path) as file:
-        scores = [float(row["val_accuracy"]) for row in csv.DictReader(file)]
-    best = int(np.argmax(scores)) if scores else None  # the first best epoch is the one ModelCheckpoint kept
+    rows = read_log(log_path)
+    kept = best_epoch(rows)
+    validation = {int(row["epoch"]): float(row["val_accuracy"]) for row in rows if row.get("val_accuracy")}
     right, total = int(np.trace(confusion)), int(confusion.sum())
     lines = ["# Training run", "", "| | |", "| --- | --- |"]
     lines += [f"| {name} | {value} |" for name, value in facts.items()]
+    kept_line = f"- epoch kept: {kept}" + (f" (validation accuracy {validation[kept]:.2%})" if kept in validation else " (the last)")
     lines += ["", "## Result", "",
-              f"- epochs run: {len(scores)}",
-              f"- best epoch: {best + 1} (Test_Set accuracy {scores[best]:.2%}), kept in the model file" if scores else "- best epoch: none",
-              f"- Test_Set accuracy of the kept model: **{right / max(1, total):.2%}** ({right} of {total} images)",
+              f"- epochs run: {len(rows)}",
+              kept_line if kept is not None else "- epoch kept: none",
+              f"- Test_Set accuracy of the kept model, measured once: **{right / max(1, total):.2%}** ({right} of {total} images)",
               "", "Confusion matrix (rows: true class, columns: predicted class):", "",
               "| true \\ predicted | " + " | ".join(class_names) + " |",
               "| --- |" + " ---: |" * len(class_names)]
@@ -75,3 +90,11 @@ def write_summary(md_path, log_path, confusion, class_names, facts):
     with open(md_path, "w", encoding="utf-8") as file:
         file.write("\n".join(lines))
     return md_path
+
+
+def write_all(report_dir, log_path, confusion, class_names, facts):
+    """Every report of a finished run, into report_dir; returns report_dir."""
+    plot_learning_curves(log_path, report_dir / "learning_curves.png")
+    plot_confusion_matrix(confusion, class_names, report_dir / "confusion_matrix.png")
+    write_summary(report_dir / "summary.md", log_path, confusion, class_names, facts)
+    return report_dir

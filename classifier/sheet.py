@@ -9,7 +9,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from .config import UsageError
-from .images import BadImage, _open
+from .images import BadImage, open_image
 
 LOW_CONFIDENCE = 0.7   # below this a label is marked as doubtful
 MAX_IMAGES = 500       # a bigger sheet would take gigabytes of memory; the first ones are drawn
@@ -66,7 +66,7 @@ def make_sheet(rows, path, columns=COLUMNS):
 def _thumbnail(image_path):
     """The photo upright and cropped to a centred square; a grey square if it can no longer be read."""
     try:
-        image = ImageOps.exif_transpose(_open(image_path, draft_size=THUMB))
+        image = ImageOps.exif_transpose(open_image(image_path, draft_size=THUMB))
         return ImageOps.fit(image.convert("RGB"), (THUMB, THUMB), Image.Resampling.LANCZOS)
     except (BadImage, OSError, ValueError):
         return Image.new("RGB", (THUMB, THUMB), (200, 200, 200))

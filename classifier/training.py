@@ -1,35 +1,106 @@
-"""A training run, top to bottom: check the output folder, stream the data, fit, keep the best
-epoch, save model.h5 and weights.h5, and write the reports (learning curves, confusion matrix, summary)."""
+"""A training run, top to bottom: settings → output folder → data → model → fit, phase by phase,
+keeping the epoch with the best validation accuracy → Test_Set, scored once → model files and reports.
+
+The validation photos are held out of Training_Set (--val-split); Test_Set never picks an epoch,
+so its accuracy is a fair estimate of how the model does on new photos.
+"""
 import csv
+import json
 import math
 import os
 import shutil
 import signal
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
 from . import artifacts, import_tensorflow, reports
-from .config import CHECKPOINT_DIR, INTERPOLATION, MODEL_FILE, REPORTS_DIR, TEST_DIR, TRAIN_DIR, WEIGHTS_FILE, UsageError
-from .data import check_layout, image_dataset
+
+import_tensorflow()  # this module runs a training: TensorFlow it needs, with its start-up lines hidden
+import keras  # noqa: E402
+from .config import (CHECKPOINT_DIR, MODEL_FILE, REPORTS_DIR, RUNS_DIR, TEST_DIR, TRAIN_DIR, WEIGHTS_FILE,
+                     RunConfig, UsageError)
+from .data import check_layout, image_dataset, labelled_samples, split_off
 from .distribute import global_batch_size, make_strategy, shard, writable_output
+from .model import MODELS
 
 NEEDED_DISK_BYTES = 200 * 2**20  # model, weights, checkpoint and backup of a model under ~10 M parameters
+SETTINGS_FILE = "run.json"       # the RunConfig, in the checkpoint folder: what --resume continues
+
+
+@dataclass
+class Phase:
+    name: str            # "train" for a model from scratch; "head", then "fine-tune" for a pretrained one
+    first_epoch: int     # counted from 0, as Keras counts
+    end_epoch: int
+    learning_rate: float
+    warmup: bool         # one epoch of linear warm-up (from-scratch weights need it; pretrained ones do not)
+
+
+def with_model_defaults(config):
+    """The config with the chosen model's defaults where the user gave none (0)."""
+    arch = MODELS[config.arch]
+    return replace(config, image_size=config.image_size or arch.image_size, epochs=config.epochs or arch.epochs,
+                   learning_rate=config.learning_rate or arch.learning_rate)
+
+
+def plan_phases(config):
+    """A pretrained model first trains its new head on the frozen backbone (a large learning rate
+    would wreck the ImageNet features while the head is random), then fine-tunes the top blocks
+    at a tenth of the learning rate. A model from scratch trains in one phase."""
+    head_epochs = min(MODELS[config.arch].head_epochs, config.epochs)
+    if not head_epochs:
+        return [Phase("train", 0, config.epochs, config.learning_rate, warmup=True)]
+    phases = [Phase("head", 0, head_epochs, config.learning_rate, warmup=False)]
+    if config.epochs > head_epochs:
+        phases.append(Phase("fine-tune", head_epochs, config.epochs, config.learning_rate / 10, warmup=False))
+    return phases
+
+
+def new_run_folder(arch):
+    """runs/<arch>, or runs/<arch>-2, -3... : a new folder for each run, so no run replaces another."""
+    for number in range(1, 10_000):
+        folder = RUNS_DIR / (arch if number == 1 else f"{arch}-{number}")
+        if not folder.exists():
+            return folder
+    raise UsageError(f"{RUNS_DIR} is full of runs: pass --output DIR")
+
+
+def latest_interrupted_run():
+    """The most recent folder under runs/ that holds an interrupted run, for --resume without --output."""
+    candidates = sorted(RUNS_DIR.glob(f"*/{CHECKPOINT_DIR}/{SETTINGS_FILE}"), key=lambda path: path.stat().st_mtime)
+    if not candidates:
+        raise UsageError(f"no interrupted run found in {RUNS_DIR}: pass --output DIR of the run to resume")
+    return candidates[-1].parent.parent
+
+
+def resume_settings(output, given):
+    """The interrupted run's RunConfig; a flag given now must agree with it."""
+    path = Path(output, CHECKPOINT_DIR, SETTINGS_FILE)
+    if not path.is_file():
+        raise UsageError(f"nothing to resume in {output}: {path} not found (start a new run without --resume)")
+    saved = RunConfig.from_dict(json.loads(path.read_text()))
+    for name, value in given.items():
+        if name != "output" and getattr(saved, name) != value:
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"{flag} {value} contradicts the interrupted run in {output}, which has {flag} "
+                             f"{getattr(saved, name)}: resume without {flag}, or start a new run")
+    return replace(saved, output=str(output))
 
 
 def prepare_output(output_dir, overwrite, resume):
     """Refuse to clobber a trained model or an interrupted run; check the folder is writable and has room."""
     output = Path(output_dir)
     checkpoint = output / CHECKPOINT_DIR
-    backup = checkpoint / "backup"  # written at the end of each epoch: without it there is nothing to resume
-    if resume and not backup.exists():
-        raise UsageError(f"nothing to resume: {backup} not found (start a new run without --resume)")
     existing = [output / name for name in (MODEL_FILE, WEIGHTS_FILE) if (output / name).exists()]
     if existing and not overwrite:
         how = "--resume --overwrite to continue the run and replace it at the end" if resume else "--overwrite to replace it"
         raise UsageError(f"{existing[0]} already exists: pass {how}, or --output DIR to write elsewhere")
-    if backup.exists() and not resume and not overwrite:
+    if (checkpoint / SETTINGS_FILE).exists() and not resume and not overwrite:
         raise UsageError(f"{checkpoint} holds an interrupted run: pass --resume to continue it, or --overwrite to start over")
-    if checkpoint.exists() and not resume:  # a run started over, or one stopped before its first epoch ended
+    if checkpoint.exists() and not resume:  # a run started over
         shutil.rmtree(checkpoint)
     try:
         (output / REPORTS_DIR).mkdir(parents=True, exist_ok=True)
@@ -45,23 +116,19 @@ def prepare_output(output_dir, overwrite, resume):
     return output
 
 
-def compile_model(model, steps_per_epoch, epochs, learning_rate):
-    """AdamW with one epoch of linear warm-up, then cosine decay to zero at the last epoch."""
-    import keras
-
-    warmup = steps_per_epoch
+def compile_for(model, phase, steps_per_epoch):
+    """AdamW with a cosine decay to zero at the phase's last epoch (after a warm-up epoch if asked)."""
+    steps = steps_per_epoch * (phase.end_epoch - phase.first_epoch)
+    warmup = steps_per_epoch if phase.warmup and steps > steps_per_epoch else 0
     schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=learning_rate / 20, warmup_target=learning_rate, warmup_steps=warmup,
-        decay_steps=max(1, steps_per_epoch * epochs - warmup))
-    model.compile(
-        optimizer=keras.optimizers.AdamW(learning_rate=schedule, weight_decay=1e-4),
-        loss=keras.losses.BinaryCrossentropy(),
-        metrics=["accuracy"],
-    )
+        initial_learning_rate=phase.learning_rate / 20 if warmup else phase.learning_rate,
+        warmup_target=phase.learning_rate if warmup else None, warmup_steps=warmup, decay_steps=max(1, steps - warmup))
+    model.compile(optimizer=keras.optimizers.AdamW(learning_rate=schedule, weight_decay=1e-4),
+                  loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
 
 
 def best_so_far(log_path):
-    """The best Test_Set accuracy in an earlier (interrupted) run's log, so resuming never keeps a worse epoch."""
+    """The best validation accuracy in this run's log so far, so resuming never keeps a worse epoch."""
     if not log_path.exists():
         return None
     with open(log_path) as file:
@@ -76,73 +143,112 @@ def stop_on_sigterm():
     signal.signal(signal.SIGTERM, handler)
 
 
-def train(data_dir, output_dir, model_kind, image_size, batch_size, epochs, learning_rate, seed, overwrite=False, resume=False,
-          distribute="none", float16=True):
-    class_names = check_layout(data_dir)
-    output = prepare_output(writable_output(output_dir, distribute), overwrite, resume)
+def train(config, overwrite=False, resume=False):
+    """Run a training described by config (a RunConfig); returns the Test_Set accuracy."""
+    config = with_model_defaults(config)
+    class_names = check_layout(config.data)
+    output = prepare_output(writable_output(config.output, config.distribute), overwrite, resume)
     checkpoint, report_dir = output / CHECKPOINT_DIR, output / REPORTS_DIR
-    strategy = make_strategy(distribute)  # before any other TensorFlow op, as MultiWorkerMirroredStrategy requires
-    batch_size = global_batch_size(strategy, distribute, batch_size)  # --batch-size is per replica
+    (checkpoint / SETTINGS_FILE).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    strategy = make_strategy(config.distribute)  # before any other TensorFlow op, as MultiWorkerMirroredStrategy requires
+    batch_size = global_batch_size(strategy, config.distribute, config.batch_size)  # --batch-size is per replica
 
-    train_ds, train_count, train_bad = image_dataset(Path(data_dir, TRAIN_DIR), class_names, image_size, batch_size, shuffle=True, seed=seed)
-    test_ds, test_count, test_bad = image_dataset(Path(data_dir, TEST_DIR), class_names, image_size, batch_size)
-    train_ds, test_ds = shard(train_ds), shard(test_ds)  # each worker of a cluster takes its share of the batches
-    if train_bad or test_bad:
-        print(f"Skipped {train_bad + test_bad} unreadable files ({train_bad} in {TRAIN_DIR}, {test_bad} in {TEST_DIR}).")
-    print(f"{TRAIN_DIR}: {train_count} images, {TEST_DIR}: {test_count} images; classes {class_names[0]} (0) and {class_names[1]} (1)")
+    samples, bad = labelled_samples(Path(config.data, TRAIN_DIR), class_names, config.image_size)
+    train_samples, val_samples = split_off(samples, config.val_split, config.seed)
+    test_samples, test_bad = labelled_samples(Path(config.data, TEST_DIR), class_names, config.image_size)
+    if bad or test_bad:
+        print(f"Skipped {bad + test_bad} unreadable files ({bad} in {TRAIN_DIR}, {test_bad} in {TEST_DIR}).")
+    print(f"{TRAIN_DIR}: {len(train_samples)} images for training, {len(val_samples)} held out for validation; "
+          f"{TEST_DIR}: {len(test_samples)} images; classes: " + ", ".join(f"{name} ({index})" for index, name in enumerate(class_names)))
+    train_ds = shard(image_dataset(train_samples, config.image_size, batch_size, shuffle=True, seed=config.seed, cache=True))
+    val_ds = shard(image_dataset(val_samples, config.image_size, batch_size, cache=True)) if val_samples else None
 
-    import_tensorflow()
-    import keras
-    from .model import make_model
+    from .model import make_model, set_phase
 
-    keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(config.seed)
     with strategy.scope():  # the variables are mirrored on every replica
-        model = make_model(model_kind, image_size)
-        compile_model(model, math.ceil(train_count / batch_size), epochs, learning_rate)
-    print(f"Model '{model_kind}': {model.count_params():,} parameters, {image_size}x{image_size} px, batch {batch_size}, {epochs} epochs")
+        model = make_model(config.arch, config.image_size, len(class_names))
+    print(f"Model '{config.arch}': {model.count_params():,} parameters, {config.image_size}x{config.image_size} px, "
+          f"batch {batch_size}, {plural(config.epochs, 'epoch')}")
 
     log_path, best_path = report_dir / "training_log.csv", checkpoint / "best.weights.h5"
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(checkpoint / "backup")),
-        keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_accuracy", mode="max", save_best_only=True,
-                                        save_weights_only=True, initial_value_threshold=best_so_far(log_path) if resume else None),
-        keras.callbacks.CSVLogger(str(log_path), append=resume),
-    ]
     stop_on_sigterm()
     started = time.time()
-    model.fit(train_ds, validation_data=test_ds, epochs=epochs, callbacks=callbacks,
-              shuffle=False, verbose=_progress_verbosity())  # the dataset shuffles itself
+    steps_per_epoch = math.ceil(len(train_samples) / batch_size)
+    for phase in plan_phases(config):
+        done = checkpoint / f"after-{phase.name}.weights.h5"
+        if done.exists():  # finished before an interruption
+            continue
+        with strategy.scope():
+            set_phase(model, phase.name)
+            compile_for(model, phase, steps_per_epoch)
+        announce(phase, config, model)
+        callbacks = [keras.callbacks.BackupAndRestore(str(checkpoint / f"backup-{phase.name}")),
+                     EpochLog(str(log_path), append=log_path.exists())]
+        if val_ds is not None:
+            callbacks.append(keras.callbacks.ModelCheckpoint(
+                str(best_path), monitor="val_accuracy", mode="max", save_best_only=True, save_weights_only=True,
+                initial_value_threshold=best_so_far(log_path)))
+        model.fit(train_ds, validation_data=val_ds, initial_epoch=phase.first_epoch, epochs=phase.end_epoch,
+                  callbacks=callbacks, verbose=progress_verbosity())
+        model.save_weights(str(done))
     minutes = (time.time() - started) / 60
 
     if best_path.exists():  # keep the best epoch, not the last
         model.load_weights(str(best_path))
-    loss, accuracy = model.evaluate(test_ds, verbose=0)
-    confusion = confusion_on(model, test_ds)
-    metadata = {"class_names": class_names, "image_size": image_size, "interpolation": INTERPOLATION,
-                "model": model_kind, "test_accuracy": round(float(accuracy), 4), "keras_version": keras.__version__}
-    artifacts.save(model, metadata, output / MODEL_FILE, output / WEIGHTS_FILE, float16=float16)
+    truth = np.array([sample.label for sample in test_samples])
+    scores = model.predict(image_dataset(test_samples, config.image_size, batch_size), verbose=0)
+    from .prediction import confusion_matrix
+    confusion = confusion_matrix(truth, scores.argmax(axis=1), len(class_names))
+    accuracy = float(np.trace(confusion) / max(1, confusion.sum()))
+
+    info = artifacts.ModelInfo(class_names, config.image_size, model=config.arch, test_accuracy=round(accuracy, 4),
+                               keras_version=keras.__version__, weights_dtype="float16" if config.float16 else "float32",
+                               run=config.to_dict())
+    artifacts.save(model, info, output / MODEL_FILE, output / WEIGHTS_FILE)
     shutil.rmtree(checkpoint, ignore_errors=True)
-    curves = reports.plot_learning_curves(log_path, report_dir / "learning_curves.png")
-    reports.plot_confusion_matrix(confusion, class_names, report_dir / "confusion_matrix.png")
-    summary = reports.write_summary(report_dir / "summary.md", log_path, confusion, class_names, {
-        TRAIN_DIR: f"{train_count} images ({train_bad} unreadable skipped)", TEST_DIR: f"{test_count} images ({test_bad} unreadable skipped)",
-        "classes": f"{class_names[0]} (0), {class_names[1]} (1)", "model": f"{model_kind}, {model.count_params():,} parameters",
-        "image size": f"{image_size}x{image_size} px", "batch size": batch_size, "epochs asked": epochs,
-        "learning rate": learning_rate, "seed": seed, "training time": f"{minutes:.1f} min", "Keras": keras.__version__})
-    print(f"{TEST_DIR} accuracy: {accuracy:.2%} (best epoch kept; training took {minutes:.1f} min)")
-    print(f"Saved {output / MODEL_FILE} and {output / WEIGHTS_FILE}; learning curves in {log_path} and {curves}; summary in {summary}")
+    written = reports.write_all(report_dir, log_path, confusion, class_names, {
+        TRAIN_DIR: f"{len(train_samples)} images for training, {len(val_samples)} for validation ({bad} unreadable skipped)",
+        TEST_DIR: f"{len(test_samples)} images ({test_bad} unreadable skipped)",
+        "classes": ", ".join(class_names), "model": f"{config.arch}, {model.count_params():,} parameters",
+        "image size": f"{config.image_size}x{config.image_size} px", "batch size": batch_size, "epochs asked": config.epochs,
+        "learning rate": config.learning_rate, "seed": config.seed, "training time": f"{minutes:.1f} min", "Keras": keras.__version__})
+    print(f"{TEST_DIR} accuracy: {accuracy:.2%} ({'best validation epoch' if best_path.exists() or val_ds is not None else 'last epoch'} kept; "
+          f"training took {minutes:.1f} min)")
+    warn_if_chance(log_path, len(class_names))
+    print(f"Saved {output / MODEL_FILE} and {output / WEIGHTS_FILE}; reports in {written}")
+    print(f"Label photos with it: python predict.py PHOTOS --model {output / MODEL_FILE}")
     return accuracy
 
 
-def confusion_on(model, dataset):
-    """Rows: true class, columns: predicted class (a probability >= 0.5 is class 1, as predict.py labels)."""
-    import numpy as np
-    tf = import_tensorflow()
-    truth = np.concatenate(list(dataset.map(lambda images, labels: labels).as_numpy_iterator())).reshape(-1)
-    predicted = model.predict(dataset, verbose=0).reshape(-1) >= 0.5  # same order: the test set is not shuffled
-    return tf.math.confusion_matrix(truth.astype(int), predicted.astype(int), num_classes=2).numpy()
+def announce(phase, config, model):
+    epochs = f"epoch {phase.first_epoch + 1}" if phase.end_epoch - phase.first_epoch == 1 else \
+        f"epochs {phase.first_epoch + 1}-{phase.end_epoch}"
+    what = {"train": "training every layer", "head": "training the new head on the frozen ImageNet backbone",
+            "fine-tune": "fine-tuning the top blocks of the backbone (BatchNorm frozen)"}[phase.name]
+    trainable = sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
+    print(f"Phase '{phase.name}' ({epochs}): {what}; {trainable:,} trainable parameters, learning rate {phase.learning_rate:g}")
 
 
-def _progress_verbosity():
+def warn_if_chance(log_path, class_count):
+    """A run whose held-out accuracy never left chance learned nothing; say what to try."""
+    best = best_so_far(log_path)
+    if best is not None and best <= 1 / class_count + 0.05:
+        print(f"warning: the validation accuracy never rose above chance ({best:.1%} with {class_count} classes): the model "
+              "learned nothing. Try more photos or epochs, or the pretrained default (--arch efficientnet-lite0).")
+
+
+def plural(count, word):
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def progress_verbosity():
     # One progress bar per epoch in a terminal; one line per epoch in a log file or CI.
     return "auto" if os.isatty(1) else 2
+
+
+class EpochLog(keras.callbacks.CSVLogger):
+    """Keras's CSVLogger, with epochs counted from 1 as the progress bar counts them."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch + 1, logs)

@@ -1,0 +1,86 @@
+"""predict.py's output formats: one writer each, all fed the same Prediction objects.
+
+A writer is made before any photo is labelled (so a path it cannot write is refused at once),
+gets each prediction with add(), and finishes with close(). WRITERS maps the names to them.
+"""
+import csv
+import json
+import sys
+from pathlib import Path
+
+from .config import UsageError
+
+HEADER = ("path", "label", "confidence")
+
+
+def _row(prediction):
+    return str(prediction.path), prediction.label, f"{prediction.confidence:.4f}"
+
+
+class Lines:
+    """Tab-separated `path  label  confidence` lines on stdout, printed as each photo is labelled."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdout
+        if hasattr(self.stream, "reconfigure"):  # a file name that is not UTF-8 is printed as its bytes, as ls does
+            self.stream.reconfigure(errors="surrogateescape")
+
+    def add(self, prediction):
+        print("\t".join(_row(prediction)), file=self.stream, flush=True)
+
+    def close(self):
+        pass
+
+
+class Json:
+    """One JSON list on stdout, one photo per line (valid JSON that greps well), with every class's probability."""
+
+    def __init__(self, stream=None):
+        self.stream, self.objects = stream or sys.stdout, []
+
+    def add(self, prediction):
+        path, label, confidence = _row(prediction)
+        probabilities = {name: round(float(value), 4) for name, value in zip(prediction.class_names, prediction.probabilities)}
+        self.objects.append(json.dumps({"path": path, "label": label, "confidence": float(confidence), "probabilities": probabilities}))
+
+    def close(self):
+        print("[" + ",\n ".join(self.objects) + "]", file=self.stream)
+
+
+class Csv:
+    """A CSV file with the header path,label,confidence; each row is written as its photo is labelled."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        try:
+            self.file = open(self.path, "w", newline="", encoding="utf-8", errors="surrogateescape")
+        except OSError as error:
+            raise UsageError(f"--csv {path}: cannot write it ({error.strerror}); pass a file path in an existing, writable folder")
+        self.writer = csv.writer(self.file)
+        self.writer.writerow(HEADER)
+
+    def add(self, prediction):
+        self.writer.writerow(_row(prediction))
+
+    def close(self):
+        self.file.close()
+
+
+class Sheet:
+    """A contact sheet (sheet.py): every photo with its label, drawn when all are labelled."""
+
+    def __init__(self, path):
+        from .sheet import check_sheet_path
+        check_sheet_path(path)
+        self.path, self.rows = path, []
+
+    def add(self, prediction):
+        self.rows.append(_row(prediction))
+
+    def close(self):
+        if self.rows:
+            from .sheet import make_sheet
+            print(f"contact sheet of {make_sheet(self.rows, self.path)} images: {self.path}", file=sys.stderr)
+
+
+WRITERS = {"lines": Lines, "json": Json, "csv": Csv, "sheet": Sheet}
