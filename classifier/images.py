@@ -22,6 +22,11 @@ from .config import IMAGE_EXTENSIONS
 # 3D cameras write it), of which TensorFlow reads the first.
 TENSORFLOW_FORMATS = {"JPEG", "MPO", "PNG", "GIF", "BMP"}
 EXIF_ORIENTATION = 0x0112
+# Pixel limits against decompression bombs (a small file that claims billions of pixels). JPEGs are
+# decoded shrunk (draft mode), so a 200-megapixel phone photo is fine; other formats decode whole.
+JPEG_MAX_PIXELS = 250_000_000
+OTHER_MAX_PIXELS = 90_000_000   # Pillow's own default limit
+Image.MAX_IMAGE_PIXELS = JPEG_MAX_PIXELS
 
 
 class BadImage(Exception):
@@ -103,13 +108,16 @@ def open_image(path, draft_size=None):
         with _pillow_warnings(), open(path, "rb") as file:
             image = Image.open(file)
             full_size = image.size
+            if image.format not in ("JPEG", "MPO") and full_size[0] * full_size[1] > OTHER_MAX_PIXELS:
+                raise Image.DecompressionBombError(f"{full_size[0]}x{full_size[1]} pixels")
             if draft_size:
                 image.draft("RGB", (draft_size, draft_size))
             image.load()
         image.info["drafted"] = image.size != full_size
         return image
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise BadImage(path, f"too many pixels, refused as a possible decompression bomb ({error}); shrink it to use it")
+        size = str(error) if str(error).endswith(" pixels") else f"over {JPEG_MAX_PIXELS // 10**6} megapixels"
+        raise BadImage(path, f"too many pixels ({size}), refused as a possible decompression bomb; shrink it to use it")
     except FileNotFoundError:
         raise BadImage(path, "file not found (a broken link?)")
     except PermissionError:

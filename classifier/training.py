@@ -20,7 +20,7 @@ from . import artifacts, import_tensorflow, reports
 
 import_tensorflow()  # this module runs a training: TensorFlow it needs, with its start-up lines hidden
 import keras  # noqa: E402
-from .config import (CHECKPOINT_DIR, MODEL_FILE, REPORTS_DIR, RUNS_DIR, TEST_DIR, TRAIN_DIR, WEIGHTS_FILE,
+from .config import (CHECKPOINT_DIR, DEFAULT_ARCH, MODEL_FILE, REPORTS_DIR, RUNS_DIR, TEST_DIR, TRAIN_DIR, WEIGHTS_FILE,
                      RunConfig, UsageError)
 from .data import check_layout, image_dataset, labelled_samples, split_off
 from .distribute import global_batch_size, make_strategy, shard, writable_output
@@ -64,8 +64,14 @@ def new_run_folder(arch):
     for number in range(1, 10_000):
         folder = RUNS_DIR / (arch if number == 1 else f"{arch}-{number}")
         if not folder.exists():
-            return folder
+            return _shorter(folder)
     raise UsageError(f"{RUNS_DIR} is full of runs: pass --output DIR")
+
+
+def _shorter(path):
+    """runs/cnn rather than /home/me/project/runs/cnn when the user is in the project folder."""
+    relative = os.path.relpath(path)
+    return Path(relative) if not relative.startswith("..") else path
 
 
 def latest_interrupted_run():
@@ -73,7 +79,7 @@ def latest_interrupted_run():
     candidates = sorted(RUNS_DIR.glob(f"*/{CHECKPOINT_DIR}/{SETTINGS_FILE}"), key=lambda path: path.stat().st_mtime)
     if not candidates:
         raise UsageError(f"no interrupted run found in {RUNS_DIR}: pass --output DIR of the run to resume")
-    return candidates[-1].parent.parent
+    return _shorter(candidates[-1].parent.parent)
 
 
 def resume_settings(output, given):
@@ -143,46 +149,80 @@ def stop_on_sigterm():
     signal.signal(signal.SIGTERM, handler)
 
 
+@dataclass
+class Photos:
+    """The photos of a run: checked samples of each set, and how many files were skipped as unreadable."""
+    train: list
+    validation: list
+    test: list
+    skipped_train: int
+    skipped_test: int
+
+
 def train(config, overwrite=False, resume=False):
-    """Run a training described by config (a RunConfig); returns the Test_Set accuracy."""
+    """Run the training described by config (a RunConfig); returns the Test_Set accuracy."""
     config = with_model_defaults(config)
     class_names = check_layout(config.data)
     output = prepare_output(writable_output(config.output, config.distribute), overwrite, resume)
-    checkpoint, report_dir = output / CHECKPOINT_DIR, output / REPORTS_DIR
-    (checkpoint / SETTINGS_FILE).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    (output / CHECKPOINT_DIR / SETTINGS_FILE).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     strategy = make_strategy(config.distribute)  # before any other TensorFlow op, as MultiWorkerMirroredStrategy requires
     batch_size = global_batch_size(strategy, config.distribute, config.batch_size)  # --batch-size is per replica
 
-    samples, bad = labelled_samples(Path(config.data, TRAIN_DIR), class_names, config.image_size)
+    photos = load_photos(config, class_names)
+    model = build_model(config, class_names, strategy, batch_size)
+    started = time.time()
+    fit_phases(model, config, photos, batch_size, strategy, output)
+    minutes = (time.time() - started) / 60
+    scores = model.predict(image_dataset(photos.test, config.image_size, batch_size), verbose=0)  # Test_Set, once
+    return save_results(model, config, class_names, photos, scores, minutes, batch_size, output)
+
+
+def load_photos(config, class_names):
+    """Check every photo, hold out the validation share of Training_Set, and say what was found."""
+    samples, skipped = labelled_samples(Path(config.data, TRAIN_DIR), class_names, config.image_size)
     train_samples, val_samples = split_off(samples, config.val_split, config.seed)
-    test_samples, test_bad = labelled_samples(Path(config.data, TEST_DIR), class_names, config.image_size)
-    if bad or test_bad:
-        print(f"Skipped {bad + test_bad} unreadable files ({bad} in {TRAIN_DIR}, {test_bad} in {TEST_DIR}).")
+    test_samples, skipped_test = labelled_samples(Path(config.data, TEST_DIR), class_names, config.image_size)
+    if skipped or skipped_test:
+        print(f"Skipped {skipped + skipped_test} unreadable files ({skipped} in {TRAIN_DIR}, {skipped_test} in {TEST_DIR}).")
     print(f"{TRAIN_DIR}: {len(train_samples)} images for training, {len(val_samples)} held out for validation; "
           f"{TEST_DIR}: {len(test_samples)} images; classes: " + ", ".join(f"{name} ({index})" for index, name in enumerate(class_names)))
-    train_ds = shard(image_dataset(train_samples, config.image_size, batch_size, shuffle=True, seed=config.seed, cache=True))
-    val_ds = shard(image_dataset(val_samples, config.image_size, batch_size, cache=True)) if val_samples else None
+    return Photos(train_samples, val_samples, test_samples, skipped, skipped_test)
 
-    from .model import make_model, set_phase
+
+def build_model(config, class_names, strategy, batch_size):
+    from .model import make_model
 
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():  # the variables are mirrored on every replica
         model = make_model(config.arch, config.image_size, len(class_names))
     print(f"Model '{config.arch}': {model.count_params():,} parameters, {config.image_size}x{config.image_size} px, "
           f"batch {batch_size}, {plural(config.epochs, 'epoch')}")
+    return model
 
-    log_path, best_path = report_dir / "training_log.csv", checkpoint / "best.weights.h5"
+
+def fit_phases(model, config, photos, batch_size, strategy, output):
+    """model.fit, phase by phase; then the model holds the epoch with the best validation accuracy.
+
+    Each phase has its own BackupAndRestore folder (its optimizer differs), and leaves its final
+    weights behind, so an interrupted run resumes inside the phase it was in.
+    """
+    from .model import set_phase
+
+    checkpoint, log_path = output / CHECKPOINT_DIR, output / REPORTS_DIR / "training_log.csv"
+    best_path = checkpoint / "best.weights.h5"
+    train_ds = shard(image_dataset(photos.train, config.image_size, batch_size, shuffle=True, seed=config.seed, cache=True))
+    val_ds = shard(image_dataset(photos.validation, config.image_size, batch_size, cache=True)) if photos.validation else None
+    steps_per_epoch = math.ceil(len(photos.train) / batch_size)
     stop_on_sigterm()
-    started = time.time()
-    steps_per_epoch = math.ceil(len(train_samples) / batch_size)
     for phase in plan_phases(config):
         done = checkpoint / f"after-{phase.name}.weights.h5"
         if done.exists():  # finished before an interruption
+            model.load_weights(str(done))
             continue
         with strategy.scope():
             set_phase(model, phase.name)
             compile_for(model, phase, steps_per_epoch)
-        announce(phase, config, model)
+        announce(phase, model)
         callbacks = [keras.callbacks.BackupAndRestore(str(checkpoint / f"backup-{phase.name}")),
                      EpochLog(str(log_path), append=log_path.exists())]
         if val_ds is not None:
@@ -192,36 +232,39 @@ def train(config, overwrite=False, resume=False):
         model.fit(train_ds, validation_data=val_ds, initial_epoch=phase.first_epoch, epochs=phase.end_epoch,
                   callbacks=callbacks, verbose=progress_verbosity())
         model.save_weights(str(done))
-    minutes = (time.time() - started) / 60
-
     if best_path.exists():  # keep the best epoch, not the last
         model.load_weights(str(best_path))
-    truth = np.array([sample.label for sample in test_samples])
-    scores = model.predict(image_dataset(test_samples, config.image_size, batch_size), verbose=0)
-    from .prediction import confusion_matrix
-    confusion = confusion_matrix(truth, scores.argmax(axis=1), len(class_names))
-    accuracy = float(np.trace(confusion) / max(1, confusion.sum()))
 
+
+def save_results(model, config, class_names, photos, scores, minutes, batch_size, output):
+    """model.h5, weights.h5 and the reports; the checkpoint goes once they are written. Returns the Test_Set accuracy."""
+    from .prediction import confusion_matrix
+
+    report_dir, log_path = output / REPORTS_DIR, output / REPORTS_DIR / "training_log.csv"
+    confusion = confusion_matrix([sample.label for sample in photos.test], scores.argmax(axis=1), len(class_names))
+    accuracy = float(np.trace(confusion) / max(1, confusion.sum()))
     info = artifacts.ModelInfo(class_names, config.image_size, model=config.arch, test_accuracy=round(accuracy, 4),
                                keras_version=keras.__version__, weights_dtype="float16" if config.float16 else "float32",
                                run=config.to_dict())
     artifacts.save(model, info, output / MODEL_FILE, output / WEIGHTS_FILE)
-    shutil.rmtree(checkpoint, ignore_errors=True)
-    written = reports.write_all(report_dir, log_path, confusion, class_names, {
-        TRAIN_DIR: f"{len(train_samples)} images for training, {len(val_samples)} for validation ({bad} unreadable skipped)",
-        TEST_DIR: f"{len(test_samples)} images ({test_bad} unreadable skipped)",
+    shutil.rmtree(output / CHECKPOINT_DIR, ignore_errors=True)
+    reports.write_all(report_dir, log_path, confusion, class_names, {
+        TRAIN_DIR: f"{len(photos.train)} images for training, {len(photos.validation)} for validation "
+                   f"({photos.skipped_train} unreadable skipped)",
+        TEST_DIR: f"{len(photos.test)} images ({photos.skipped_test} unreadable skipped)",
         "classes": ", ".join(class_names), "model": f"{config.arch}, {model.count_params():,} parameters",
         "image size": f"{config.image_size}x{config.image_size} px", "batch size": batch_size, "epochs asked": config.epochs,
-        "learning rate": config.learning_rate, "seed": config.seed, "training time": f"{minutes:.1f} min", "Keras": keras.__version__})
-    print(f"{TEST_DIR} accuracy: {accuracy:.2%} ({'best validation epoch' if best_path.exists() or val_ds is not None else 'last epoch'} kept; "
-          f"training took {minutes:.1f} min)")
-    warn_if_chance(log_path, len(class_names))
-    print(f"Saved {output / MODEL_FILE} and {output / WEIGHTS_FILE}; reports in {written}")
+        "validation share": config.val_split, "learning rate": config.learning_rate, "seed": config.seed,
+        "training time": f"{minutes:.1f} min", "Keras": keras.__version__})
+    kept = "the best validation epoch" if photos.validation else "the last epoch (nothing held out)"
+    print(f"{TEST_DIR} accuracy: {accuracy:.2%} ({kept} kept; training took {minutes:.1f} min)")
+    warn_if_chance(log_path, len(class_names), config.arch)
+    print(f"Saved {output / MODEL_FILE} and {output / WEIGHTS_FILE}; reports in {report_dir}")
     print(f"Label photos with it: python predict.py PHOTOS --model {output / MODEL_FILE}")
     return accuracy
 
 
-def announce(phase, config, model):
+def announce(phase, model):
     epochs = f"epoch {phase.first_epoch + 1}" if phase.end_epoch - phase.first_epoch == 1 else \
         f"epochs {phase.first_epoch + 1}-{phase.end_epoch}"
     what = {"train": "training every layer", "head": "training the new head on the frozen ImageNet backbone",
@@ -230,12 +273,14 @@ def announce(phase, config, model):
     print(f"Phase '{phase.name}' ({epochs}): {what}; {trainable:,} trainable parameters, learning rate {phase.learning_rate:g}")
 
 
-def warn_if_chance(log_path, class_count):
+def warn_if_chance(log_path, class_count, arch):
     """A run whose held-out accuracy never left chance learned nothing; say what to try."""
     best = best_so_far(log_path)
     if best is not None and best <= 1 / class_count + 0.05:
-        print(f"warning: the validation accuracy never rose above chance ({best:.1%} with {class_count} classes): the model "
-              "learned nothing. Try more photos or epochs, or the pretrained default (--arch efficientnet-lite0).")
+        hint = ("or check that each class folder holds its own kind of photo" if arch == DEFAULT_ARCH
+                else f"or epochs, or the pretrained default (--arch {DEFAULT_ARCH})")
+        print(f"warning: the validation accuracy never rose above chance ({best:.1%} with {class_count} classes): "
+              f"the model learned nothing. Try more photos {hint}.")
 
 
 def plural(count, word):

@@ -1,6 +1,8 @@
-"""Shared fixtures: small image folders generated with Pillow, and the scripts run as a user runs them."""
+"""Shared fixtures: small image folders generated with Pillow, and the two scripts run in-process
+through main(argv) (fast) or in a fresh Python exactly as a user types them (a few smoke tests)."""
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,10 @@ from PIL import Image
 PROJECT = Path(__file__).resolve().parent.parent
 SHARED_DATASET = PROJECT.parent / "shared" / "datasets" / "cats_vs_dogs"
 COLOURS = {"Cats": (40, 60, 160), "Dogs": (220, 140, 40)}  # two easily told apart "species"
+THREE_COLOURS = {**COLOURS, "Birds": (40, 200, 60)}
+
+if str(PROJECT) not in sys.path:  # the scripts, imported by the in-process tests
+    sys.path.insert(0, str(PROJECT))
 
 
 def make_photo(path, colour, size=(40, 40), seed=0, mode="RGB", **save_options):
@@ -23,18 +29,44 @@ def make_photo(path, colour, size=(40, 40), seed=0, mode="RGB", **save_options):
     return path
 
 
-def make_dataset(root, train_per_class=12, test_per_class=6):
+def make_dataset(root, train_per_class=12, test_per_class=6, colours=COLOURS):
     for split, count in (("Training_Set", train_per_class), ("Test_Set", test_per_class)):
-        for name, colour in COLOURS.items():
+        for name, colour in colours.items():
             for index in range(count):
                 make_photo(Path(root, split, name, f"{name.lower()}.{index}.jpg"), colour, seed=index)
     return Path(root)
+
+
+@dataclass
+class Result:
+    """What a script run leaves: its exit code and what it printed (as subprocess.run's result)."""
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_main(script, *args, capsys):
+    """Call train_CNN.main(argv) or predict.main(argv) in this process: a fraction of a fresh Python's start-up."""
+    module = __import__(script.removesuffix(".py"))
+    capsys.readouterr()
+    try:
+        code = module.main([str(arg) for arg in args])
+    except SystemExit as exit:  # argparse's --help and usage errors
+        code = exit.code
+    captured = capsys.readouterr()
+    return Result(code, captured.out, captured.err)
 
 
 def run_script(script, *args, cwd=None, timeout=600):
     """Run train_CNN.py or predict.py in a fresh Python, as a user does in a terminal."""
     return subprocess.run([sys.executable, str(PROJECT / script), *map(str, args)], cwd=cwd or PROJECT,
                           capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def run(capsys):
+    """run("train_CNN.py", "--epochs", 1, ...) -> Result, in-process."""
+    return lambda script, *args: run_main(script, *args, capsys=capsys)
 
 
 @pytest.fixture(scope="session")
@@ -44,8 +76,8 @@ def dataset(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory, dataset):
-    """One small training run shared by the tests that need model.h5 and weights.h5."""
+    """One small training run, as a user types it, shared by the tests that need model.h5 and weights.h5."""
     output = tmp_path_factory.mktemp("trained")
-    result = run_script("train_CNN.py", "--data", dataset, "--output", output, "--epochs", 1, "--image-size", 32)
+    result = run_script("train_CNN.py", "--data", dataset, "--output", output, "--arch", "cnn", "--epochs", 1, "--image-size", 32)
     assert result.returncode == 0, result.stderr
     return output, result
