@@ -7,13 +7,19 @@
     python predict.py --json                   # a JSON list of {path, label, confidence, probabilities} instead of lines
     python predict.py --sheet sheet.png        # also draw the photos with their labels in one picture
     python predict.py --evaluate Dataset/Test_Set   # accuracy and confusion matrix on labelled folders
+    python predict.py --heatmaps why/          # also why/<photo>.png: where in each photo the evidence lies
+    python predict.py --tta                    # average each photo's prediction with its mirror image's
+    python predict.py --unsure-below 0.9       # label a photo "unsure" when its confidence is below 90%
 
 The confidence is the model's probability of the printed label.
 Exit codes: 0 every image labelled; 1 some files could not be read (each named on stderr);
-2 usage error, missing or unloadable model files, or no images found.
+2 usage error, missing or unloadable model files, or no images found; 130 stopped by Ctrl-C or kill
+(the rows labelled before the stop are kept: printed, in a complete --csv file and a valid --json list).
 """
 import argparse
+import signal
 import sys
+from contextlib import contextmanager
 
 from classifier import config
 
@@ -29,6 +35,12 @@ def parse_args(argv=None):
     parser.add_argument("--json", action="store_true", help="print one JSON list instead of tab-separated lines")
     parser.add_argument("--sheet", metavar="FILE.png", help="also draw a contact sheet: every photo with its label, doubtful ones marked")
     parser.add_argument("--evaluate", metavar="DIR", help="instead of labelling, score the model on DIR/<class>/ photos")
+    parser.add_argument("--heatmaps", metavar="DIR", help="also write DIR/<photo's name>.png: the photo under a heatmap of "
+                        "what made the label (Grad-CAM; a saliency map for the logistic model); --sheet shows them too")
+    parser.add_argument("--tta", action="store_true", help="test-time augmentation: average each photo's prediction with "
+                        "its mirror image's (twice the time); for labelling and --evaluate")
+    parser.add_argument("--unsure-below", type=float, metavar="P", default=0.0,
+                        help="label a photo 'unsure' when its confidence is below P (0.5-1; --evaluate says what P buys)")
     parser.add_argument("--batch-size", type=int, default=config.BATCH_SIZE, help="images per batch (default: %(default)s)")
     parser.add_argument("--classes", type=lambda text: [name.strip() for name in text.split(",")], metavar="A,B",
                         help="class names for a model.h5 from a Keras 2 script, which does not store them, in the order "
@@ -38,6 +50,8 @@ def parse_args(argv=None):
         parser.error("--classes takes two or more different names separated by commas, such as --classes Cats,Dogs")
     if args.batch_size < 1:
         parser.error("--batch-size must be at least 1")
+    if not 0 <= args.unsure_below <= 1:
+        parser.error("--unsure-below takes a confidence between 0 and 1, such as --unsure-below 0.9")
     return args
 
 
@@ -45,12 +59,15 @@ def open_writers(args):
     """The output formats asked for, opened before any photo is read: a path that cannot be written is refused at once."""
     from classifier.writers import WRITERS
 
-    writers = [WRITERS["json"]() if args.json else WRITERS["lines"]()]
+    writers = []
     if args.csv:
         writers.append(WRITERS["csv"](args.csv))
     if args.sheet:
-        writers.append(WRITERS["sheet"](args.sheet))
-    return writers
+        writers.append(WRITERS["sheet"](args.sheet, args.unsure_below))
+    if args.heatmaps:
+        writers.append(WRITERS["heatmaps"](args.heatmaps))
+    # The screen last: a row printed is already in the CSV file, even if Ctrl-C comes right after it.
+    return writers + [WRITERS["json"]() if args.json else WRITERS["lines"]()]
 
 
 def label_images(args):
@@ -66,17 +83,24 @@ def label_images(args):
         raise config.UsageError(f"no images found in {', '.join(args.paths)} (looked for {', '.join(config.IMAGE_EXTENSIONS)} files)")
     writers = open_writers(args)
     model, info = load_classifier(args.model, args.weights, args.classes)
+    explainer = None
+    if args.heatmaps:
+        from classifier.heatmap import Explainer
+        explainer = Explainer(model)
+        print(f"Heatmaps: {explainer.method}", file=sys.stderr)
     labelled, bad = 0, len(missing)
-    for result in predict_files(model, info, paths, args.batch_size):
-        if isinstance(result, BadImage):
-            print(f"error: {result}", file=sys.stderr)
-            bad += 1
-            continue
-        labelled += 1
+    try:
+        for result in predict_files(model, info, paths, args.batch_size, args.tta, explainer, args.unsure_below):
+            if isinstance(result, BadImage):
+                print(f"error: {result}", file=sys.stderr)
+                bad += 1
+                continue
+            labelled += 1
+            for writer in writers:
+                writer.add(result)
+    finally:  # on Ctrl-C too: the rows labelled so far make a complete CSV file and a valid JSON list
         for writer in writers:
-            writer.add(result)
-    for writer in writers:
-        writer.close()
+            writer.close()
     if bad:
         print(f"{labelled} images labelled, {bad} could not be read", file=sys.stderr)
     return config.EXIT_SOME_INPUTS_BAD if bad else config.EXIT_OK
@@ -86,20 +110,52 @@ def evaluate(args):
     from classifier.prediction import evaluate, format_report, load_classifier
 
     model, info = load_classifier(args.model, args.weights, args.classes)
-    confusion, _, bad = evaluate(model, info, args.evaluate, args.batch_size)
+    confusion, predictions, bad = evaluate(model, info, args.evaluate, args.batch_size, args.tta)
     print(format_report(confusion, info.class_names))
+    if args.unsure_below:
+        print(unsure_report(args, info, predictions))
     if bad:
         print(f"{bad} files could not be read and were left out", file=sys.stderr)
     return config.EXIT_SOME_INPUTS_BAD if bad else config.EXIT_OK
 
 
+@contextmanager
+def stop_on_sigterm():
+    """kill (SIGTERM) stops like Ctrl-C: the same one line, and the rows labelled so far are kept."""
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def unsure_report(args, info, predictions):
+    """What --unsure-below P buys on the evaluated photos: how many keep a label, and how many of those are right."""
+    from classifier.prediction import coverage, labelled_photos
+
+    paths, truth = labelled_photos(args.evaluate, info.class_names)
+    true_index = dict(zip(paths, truth))
+    share, accuracy = coverage([prediction.confidence for prediction in predictions],
+                               [prediction.index == true_index[prediction.path] for prediction in predictions], args.unsure_below)
+    unsure = round(len(predictions) * (1 - share))
+    return (f"\nwith --unsure-below {args.unsure_below:g}: {share:.2%} of the images labelled ({unsure} unsure), "
+            f"accuracy of those labelled {accuracy:.2%}")
+
+
 def main(argv=None):
     args = parse_args(argv)
     try:
-        return evaluate(args) if args.evaluate else label_images(args)
+        with stop_on_sigterm():
+            return evaluate(args) if args.evaluate else label_images(args)
     except config.UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return config.EXIT_USAGE
+    except KeyboardInterrupt:
+        kept = "no score was computed" if args.evaluate else "the rows labelled before the stop are kept"
+        print(f"Interrupted: {kept}; run the same command again to finish.", file=sys.stderr)
+        return config.EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
     python train_CNN.py --resume              # continue the run stopped by Ctrl-C, with its settings
     python train_CNN.py --download-dataset    # fetch Microsoft's Kaggle Cats and Dogs photos into Dataset/
     python train_CNN.py --export tflite       # model.h5 as model.tflite (or keras, savedmodel)
+    python train_CNN.py --check               # check the dataset (copies shared by the sets, imbalance...); no training
 """
 import argparse
 import os
@@ -47,14 +48,18 @@ def parse_args(argv=None):
                         help="continue the interrupted run in --output (default: the latest in runs/) with its settings")
     parser.add_argument("--download-dataset", action="store_true",
                         help=f"instead of training, download the Kaggle Cats and Dogs photos into --data (80%% {config.TRAIN_DIR}, 20%% {config.TEST_DIR})")
+    parser.add_argument("--check", action="store_true",
+                        help="instead of training, check --data: photos per class, unreadable files, photos shared by "
+                             f"{config.TRAIN_DIR} and {config.TEST_DIR} (exact or near copies), imbalance, tiny photos; "
+                             "exit 1 when a problem is found (classifier/check.py)")
     parser.add_argument("--dataset-url", default=None, help=argparse.SUPPRESS)  # tests point it at a local file:// zip
     parser.add_argument("--export", choices=FORMATS, help="instead of training, write --model in this format into --output")
     parser.add_argument("--model", metavar="FILE", help=f"the model file --export converts (default: the shipped {config.MODEL_FILE})")
     args = parser.parse_args(argv)
     if args.model in MODELS:
         parser.error(f"--model takes a model file; to choose the network, use --arch {args.model}")
-    if args.download_dataset and args.export:
-        parser.error("--download-dataset and --export are separate jobs: run them one at a time")
+    if sum(map(bool, (args.download_dataset, args.export, args.check))) > 1:
+        parser.error("--download-dataset, --export and --check are separate jobs: run them one at a time")
     for name in ("epochs", "batch_size", "image_size"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -81,8 +86,11 @@ def run_config(args):
 def main(argv=None):
     args = parse_args(argv)
     try:
-        if args.download_dataset or args.export:
+        if args.download_dataset or args.export or args.check:
             return run_job(args)
+        if not args.resume:  # a wrong folder layout is a usage error: answer it before TensorFlow loads (seconds)
+            from classifier.data import check_layout
+            check_layout(args.data or RunConfig().data)
         from classifier.training import train
         train(run_config(args), overwrite=args.overwrite, resume=args.resume)
     except config.UsageError as error:
@@ -100,8 +108,11 @@ def main(argv=None):
 
 
 def run_job(args):
-    """--download-dataset or --export: one job instead of training."""
+    """--download-dataset, --export or --check: one job instead of training."""
     try:
+        if args.check:
+            from classifier.check import check_dataset
+            return check_dataset(args.data or config.DATASET_DIR, args.image_size or MODELS[args.arch or config.DEFAULT_ARCH].image_size)
         if args.download_dataset:
             from classifier.download import DATASET_URL, download_dataset
             download_dataset(args.data or config.DATASET_DIR, args.dataset_url or DATASET_URL, args.seed or config.SEED)

@@ -1,4 +1,4 @@
-"""Helpers the benchmark scripts share: sample folders of links, a saved model, timing and memory.
+"""Helpers the benchmark scripts share: sampled folders of links, a saved model, timing and memory.
 
 The scripts run from the project root as `python benchmarks/NAME.py`; importing this module puts
 the project root on sys.path so they can import the `classifier` package.
@@ -6,7 +6,7 @@ the project root on sys.path so they can import the `classifier` package.
 import os
 import random
 import resource
-import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,9 +23,8 @@ from classifier.images import find_images  # noqa: E402
 def machine_line():
     """One line saying what the figures were measured on, and whether something else was running."""
     load = os.getloadavg()[0]
-    cores = os.cpu_count()
     busy = " -- other work is running, figures are contended" if load > 0.5 else ""
-    return f"{cores} CPU cores, load average {load:.2f} at start{busy}"
+    return f"{os.cpu_count()} CPU cores, load average {load:.2f} at start{busy}"
 
 
 def require_shared_dataset():
@@ -34,29 +33,40 @@ def require_shared_dataset():
 
 
 def sample_photos(split_dir, count, seed):
-    """`count` photos from split_dir, half from each class folder, chosen at random (seeded).
+    """`count` photos of split_dir (None: all), shared evenly between its class folders, at random
+    (seeded). Each class is shuffled once and cut, so a smaller sample is part of a larger one with
+    the same seed: a curve over sample sizes does not mix in a new draw at every point.
 
     Returns {class name: [paths]}.
     """
-    rng = random.Random(seed)
-    classes = sorted(entry.name for entry in os.scandir(split_dir) if entry.is_dir())
+    from classifier.data import class_folders
+
+    classes = class_folders(split_dir)
     chosen = {}
     for index, name in enumerate(classes):
-        share = count // len(classes) + (1 if index < count % len(classes) else 0)
         paths, _ = find_images([Path(split_dir, name)])
+        share = len(paths) if count is None else count // len(classes) + (index < count % len(classes))
         if share > len(paths):
             sys.exit(f"error: {split_dir / name} has {len(paths)} photos, {share} asked for")
-        chosen[name] = rng.sample(paths, share)
+        random.Random(f"{seed}-{name}").shuffle(paths)
+        chosen[name] = paths[:share]
     return chosen
 
 
 def link_photos(chosen, target_dir):
-    """Make target_dir/<class>/ hold symbolic links to the chosen photos (no copies)."""
+    """Make target_dir/<class>/ hold symbolic links to the chosen photos (nothing is copied)."""
     for name, paths in chosen.items():
         folder = Path(target_dir, name)
         folder.mkdir(parents=True, exist_ok=True)
         for path in paths:
             os.symlink(path.resolve(), folder / path.name)
+    return Path(target_dir)
+
+
+def linked_dataset(target_dir, train_count, test_count, seed):
+    """target_dir/Training_Set and Test_Set: links to train_count and test_count (None: all) shared photos."""
+    for split, count in ((config.TRAIN_DIR, train_count), (config.TEST_DIR, test_count)):
+        link_photos(sample_photos(SHARED_DATASET / split, count, seed), Path(target_dir, split))
     return Path(target_dir)
 
 
@@ -66,22 +76,29 @@ def warm_file_cache(folder):
         path.read_bytes()
 
 
-def save_untrained_model(folder, kind="cnn", image_size=config.IMAGE_SIZE):
-    """A model.h5/weights.h5 pair as train_CNN.py writes it, with freshly initialised weights.
-
-    Speed and memory do not depend on the weight values, so no training is needed.
-    """
-    from classifier import artifacts, import_tensorflow
-    import_tensorflow()
+def save_untrained_model(folder, arch=config.DEFAULT_ARCH):
+    """A model.h5/weights.h5 pair as train_CNN.py writes it (float16 weights), with the weights it
+    starts from (ImageNet for the pretrained default). Speed and memory do not depend on the
+    weight values, so no training is needed."""
+    quiet_tensorflow()
     import keras
-    from classifier.model import make_model
+    from classifier import artifacts
+    from classifier.model import MODELS, make_model
 
-    model = make_model(kind, image_size)
-    metadata = {"class_names": ["Cats", "Dogs"], "image_size": image_size, "interpolation": config.INTERPOLATION,
-                "model": kind, "test_accuracy": None, "keras_version": keras.__version__}
+    size = MODELS[arch].image_size
+    info = artifacts.ModelInfo(["Cats", "Dogs"], size, model=arch, keras_version=keras.__version__, weights_dtype="float16")
     model_path, weights_path = Path(folder, config.MODEL_FILE), Path(folder, config.WEIGHTS_FILE)
-    artifacts.save(model, metadata, model_path, weights_path)
-    return model_path, weights_path
+    artifacts.save(make_model(arch, size, 2), info, model_path, weights_path)
+    return model_path
+
+
+def model_file(given, workdir):
+    """The --model a script was given, else an untrained default model saved in workdir; says which."""
+    if given:
+        print(f"model: {given}")
+        return Path(given)
+    print(f"model: untrained {config.DEFAULT_ARCH} (pass --model FILE for a trained one)")
+    return save_untrained_model(workdir)
 
 
 def timed(function, *args, **kwargs):
@@ -89,10 +106,6 @@ def timed(function, *args, **kwargs):
     started = time.perf_counter()
     result = function(*args, **kwargs)
     return result, time.perf_counter() - started
-
-
-def median(values):
-    return statistics.median(values)
 
 
 def peak_rss_mb():
@@ -103,8 +116,6 @@ def peak_rss_mb():
 
 def run_measured(command, **popen_options):
     """Run a command to the end; return (exit code, wall seconds, its peak resident memory in MB)."""
-    import subprocess
-
     started = time.perf_counter()
     process = subprocess.Popen(command, **popen_options)
     _, status, usage = os.wait4(process.pid, 0)  # the rusage of this child alone

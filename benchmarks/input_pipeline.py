@@ -1,16 +1,16 @@
 """Input pipeline speed: images per second of our tf.data pipeline against the classic
-ImageDataGenerator, on the same folder of photos at the same image sizes.
+ImageDataGenerator, on the same photos at each model's image size.
 
-    python benchmarks/input_pipeline.py                  # 2,000 photos, 64 and 128 px (about 1-2 min)
-    python benchmarks/input_pipeline.py --images 200 --sizes 64
+    python benchmarks/input_pipeline.py                   # 2,000 photos; cnn (96 px) and efficientnet-lite0 (224 px); about 2-3 min
+    python benchmarks/input_pipeline.py --images 200 --models cnn
 
-Ours is classifier.data.image_dataset, as train_CNN.py builds it: a Pillow pre-scan of every file,
-then keras.utils.image_dataset_from_directory decoding and resizing in parallel, cached as uint8.
-It is timed three ways:
-- first pass: the pre-scan plus one pass that decodes, resizes and fills the cache (epoch 1);
+Ours is train()'s: the Pillow check of every photo (data.labelled_samples), then
+data.image_dataset(cache=True) decoding and resizing in parallel and keeping uint8 pixels. Timed:
+- check + first pass: the check and one pass that decodes, resizes and fills the cache (epoch 1);
 - cached pass: another pass, served from the cache (every later epoch; the median of 3 passes);
-- cached pass + augmentation: the cached pass with the model's augmentation layers applied to each
-  batch, as model.fit runs them -- the fair match for the classic generator, which augments too.
+- cached pass + augmentation: with the model's own augmentation layers (flips for the pretrained
+  model; flips, rotations and zooms for the cnn) applied to each batch, as model.fit runs them --
+  the fair match for the classic generator, which augments too.
 
 The anchor, measured in the same run on the same files, is the classic Keras 2 recipe:
 ImageDataGenerator(rescale=1/255, shear_range=0.2, zoom_range=0.2, horizontal_flip=True)
@@ -20,9 +20,10 @@ classic side runs with rescale and flip only, and says so. The generator has no 
 costs what its one pass costs.
 
 Every photo is read once beforehand, so neither side pays for the disk, and each side reads one
-batch before it is timed, so TensorFlow's and scipy's one-time start-up costs are left out.
+batch before it is timed, so one-time start-up costs are left out.
 """
 import argparse
+import statistics
 import tempfile
 
 import common
@@ -32,40 +33,46 @@ from classifier import config
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=2000, help="photos sampled from the shared Training_Set (default: %(default)s)")
-    parser.add_argument("--sizes", default="64,128", help="comma-separated image sizes in pixels (default: %(default)s)")
+    parser.add_argument("--models", default=f"cnn,{config.DEFAULT_ARCH}", help="whose image size and augmentation (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=config.BATCH_SIZE, help="images per batch (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=config.SEED, help="which photos are sampled (default: %(default)s)")
     return parser.parse_args()
 
 
-def time_ours(folder, image_size, batch_size, seed):
-    """Seconds for (pre-scan + first pass, cached pass, cached pass with augmentation layers)."""
-    from classifier.data import class_folders, image_dataset
-    from classifier.model import preprocessing
-    import keras
+def one_pass(dataset):
+    for _ in dataset:
+        pass
 
-    def one_pass(dataset):
-        for _ in dataset:
-            pass
+
+def augmentation_layers(arch, image_size):
+    """The model's own Random* layers, run in training mode on each batch as fit runs them."""
+    import keras
+    from classifier.model import make_model
+
+    layers = [layer for layer in make_model(arch, image_size, 2).layers if type(layer).__name__.startswith("Random")]
+    return keras.Sequential(layers), ", ".join(type(layer).__name__ for layer in layers)
+
+
+def time_ours(folder, arch, image_size, batch_size, seed):
+    """Seconds for (check + first pass, cached pass, cached pass with augmentation layers)."""
+    from classifier.data import class_folders, image_dataset, labelled_samples
 
     def build():
-        dataset, _, _ = image_dataset(folder, class_folders(folder), image_size, batch_size, shuffle=True, seed=seed)
-        return dataset
+        samples, _ = labelled_samples(folder, class_folders(folder), image_size)
+        return image_dataset(samples, image_size, batch_size, shuffle=True, seed=seed, cache=True)
 
     # One batch through a separate pipeline first: TensorFlow's one-time set-up is not the pipeline's cost.
-    warm_up = keras.utils.image_dataset_from_directory(folder, image_size=(image_size, image_size), batch_size=batch_size, verbose=False)
-    one_pass(warm_up.take(1))
+    warm_up, _ = labelled_samples(folder, class_folders(folder)[:1], image_size)
+    one_pass(image_dataset(warm_up[:batch_size], image_size, batch_size))
 
-    dataset, build_seconds = common.timed(build)  # the pre-scan happens here
+    dataset, check = common.timed(build)
     _, first = common.timed(one_pass, dataset)
-    cached = common.median([common.timed(one_pass, dataset)[1] for _ in range(3)])
-    # The augmentation layers of make_model (everything between Input and Rescaling), run in
-    # training mode on each batch, as the first layers of the model do during fit.
-    augment = keras.Sequential([layer for layer in preprocessing(image_size)[1:] if "Random" in type(layer).__name__])
+    cached = statistics.median(common.timed(one_pass, dataset)[1] for _ in range(3))
+    augment, names = augmentation_layers(arch, image_size)
     augmented = dataset.map(lambda images, labels: (augment(images, training=True), labels))
     one_pass(augmented.take(1))
     _, cached_augmented = common.timed(one_pass, augmented)
-    return build_seconds + first, cached, cached_augmented
+    return check + first, cached, cached_augmented, names
 
 
 def classic_generator():
@@ -98,25 +105,26 @@ def time_classic(folder, image_size, batch_size, seed):
 def main():
     args = parse_args()
     common.require_shared_dataset()
-    sizes = [int(size) for size in args.sizes.split(",")]
     print(f"Input pipeline: {args.images} photos, batch {args.batch_size}; {common.machine_line()}")
     common.quiet_tensorflow()
+    from classifier.model import MODELS
+
     _, transforms = classic_generator()
     print(f"classic generator: {transforms}")
-
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as workdir:
         chosen = common.sample_photos(common.SHARED_DATASET / config.TRAIN_DIR, args.images, args.seed)
         folder = common.link_photos(chosen, workdir)
         common.warm_file_cache(folder)
-        for size in sizes:
+        for arch in args.models.split(","):
+            size = MODELS[arch].image_size
             classic = time_classic(folder, size, args.batch_size, args.seed)
-            first, cached, augmented = time_ours(folder, size, args.batch_size, args.seed)
+            first, cached, augmented, names = time_ours(folder, arch, size, args.batch_size, args.seed)
             rate = lambda seconds: args.images / seconds  # noqa: E731
-            print(f"\n{size} px                          images/s   ours/classic")
+            print(f"\n{f'{arch}, {size} px':<30}{'images/s':>9}   ours/classic")
             print(f"  classic ImageDataGenerator  {rate(classic):9.0f}   (anchor, every epoch)")
-            print(f"  ours, pre-scan + first pass {rate(first):9.0f}   {classic / first:5.2f}x  (epoch 1)")
+            print(f"  ours, check + first pass    {rate(first):9.0f}   {classic / first:5.2f}x  (epoch 1)")
             print(f"  ours, cached pass           {rate(cached):9.0f}   {classic / cached:5.2f}x  (later epochs, no augmentation)")
-            print(f"  ours, cached + augmentation {rate(augmented):9.0f}   {classic / augmented:5.2f}x  (later epochs, as fit runs them)")
+            print(f"  ours, cached + augmentation {rate(augmented):9.0f}   {classic / augmented:5.2f}x  (later epochs, as fit runs them: {names})")
 
 
 if __name__ == "__main__":

@@ -3,19 +3,20 @@ of predict.py labelling 10,000 photos, each in its own process, against a stated
 1 if a run goes over it), with a bare `python -c "import tensorflow"` measured in the same run as
 the floor.
 
-    python benchmarks/memory.py                  # all 17,999 + 4,999 shared photos, 10,000 to label (about 3-5 min)
+    python benchmarks/memory.py                  # all 17,999 + 4,999 shared photos, 10,000 to label (about 10 min)
     python benchmarks/memory.py --train-images 400 --predict-images 200 --steps 2   # a quick check
-    python benchmarks/memory.py --bound-gb 4
+    python benchmarks/memory.py --bound-gb 4 --arch cnn
 
-Training is the memory-heavy part: train_CNN.py caches every decoded photo (uint8, at
-config.IMAGE_SIZE) and shuffles over the whole set. The training process here does what
-classifier.training.train does up to the first epoch's end -- the Pillow pre-scan, both pipelines,
-make_model + compile_model -- then fits --steps batches (the full shuffle buffer means the whole
-training set is decoded and cached before the first step) and validates on the whole Test_Set
-(which caches it too). Saving files and plotting are left out.
+Training is the memory-heavy part: train() caches every decoded training and validation photo
+(uint8, at the model's image size: 150 KB each at 224 px) and shuffles over the whole set. The
+training process here does what classifier.training.train does up to the first epoch's end --
+the Pillow check, the validation split, both pipelines, make_model, the first phase -- then fits
+--steps batches (the full shuffle buffer means the whole training set is decoded and cached
+before the first step) and validates once (which caches the validation photos too). Test_Set,
+saving files and plotting are left out.
 
 Prediction runs the real predict.py on a folder of links to --predict-images shared photos (from
-Training_Set and then Test_Set; nothing is copied), with the default cnn saved with fresh weights,
+Training_Set and then Test_Set; nothing is copied), with an untrained model of the same --arch,
 its output discarded.
 """
 import argparse
@@ -35,7 +36,7 @@ def parse_args():
                         help="training photos, a quarter as many test photos, sampled (default: 0, the whole shared set)")
     parser.add_argument("--predict-images", type=int, default=10000, help="photos predict.py labels (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=5, help="training steps after the caches are full (default: %(default)s)")
-    parser.add_argument("--image-size", type=int, default=config.IMAGE_SIZE, help="(default: %(default)s)")
+    parser.add_argument("--arch", default=config.DEFAULT_ARCH, help="the model (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=config.BATCH_SIZE, help="(default: %(default)s)")
     parser.add_argument("--bound-gb", type=float, default=8.0, help="the memory each run should stay under (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=config.SEED, help="sampling (default: %(default)s)")
@@ -43,27 +44,24 @@ def parse_args():
     return parser.parse_args()
 
 
-def train_child(data_dir, image_size, batch_size, steps, seed):
+def train_child(data_dir, arch, batch_size, steps, seed):
     """The training process: train()'s data and model set-up, then a few steps and one validation."""
-    from classifier.data import check_layout, image_dataset
-    from classifier.training import compile_model
+    from classifier.data import check_layout, image_dataset, labelled_samples, split_off
+    from classifier.model import make_model, set_phase
+    from classifier.training import compile_for, plan_phases, with_model_defaults
 
+    settings = with_model_defaults(config.RunConfig(data=data_dir, arch=arch, batch_size=batch_size, seed=seed))
+    size = settings.image_size
     class_names = check_layout(data_dir)
-    train_ds, count, _ = image_dataset(Path(data_dir, config.TRAIN_DIR), class_names, image_size, batch_size, shuffle=True, seed=seed)
-    test_ds, _, _ = image_dataset(Path(data_dir, config.TEST_DIR), class_names, image_size, batch_size)
-    from classifier.model import make_model
-
-    model = make_model("cnn", image_size)
-    compile_model(model, math.ceil(count / batch_size), config.EPOCHS, config.LEARNING_RATE)
-    model.fit(train_ds, validation_data=test_ds, steps_per_epoch=steps, epochs=1, shuffle=False, verbose=0)
-
-
-def sampled_dataset(workdir, train_images, seed):
-    """A Training_Set/Test_Set folder of links to train_images + train_images // 4 shared photos."""
-    for split, count in ((config.TRAIN_DIR, train_images), (config.TEST_DIR, max(2, train_images // 4))):
-        chosen = common.sample_photos(common.SHARED_DATASET / split, count, seed)
-        common.link_photos(chosen, Path(workdir, "data", split))
-    return Path(workdir, "data")
+    samples, _ = labelled_samples(Path(data_dir, config.TRAIN_DIR), class_names, size)
+    train_samples, val_samples = split_off(samples, settings.val_split, seed)
+    train_ds = image_dataset(train_samples, size, batch_size, shuffle=True, seed=seed, cache=True)
+    val_ds = image_dataset(val_samples, size, batch_size, cache=True)
+    model = make_model(arch, size, len(class_names))
+    phase = plan_phases(settings)[0]
+    set_phase(model, phase.name)
+    compile_for(model, phase, math.ceil(len(train_samples) / batch_size))
+    model.fit(train_ds, validation_data=val_ds, steps_per_epoch=steps, epochs=1, verbose=0)
 
 
 def predict_folder(workdir, count):
@@ -89,24 +87,27 @@ def measured(label, command, show_errors=True):
 def main():
     args = parse_args()
     if args.train_child:
-        return train_child(args.train_child, args.image_size, args.batch_size, args.steps, args.seed)
+        return train_child(args.train_child, args.arch, args.batch_size, args.steps, args.seed)
     common.require_shared_dataset()
     print(f"Peak memory against a bound of {args.bound_gb:g} GB; {common.machine_line()}")
     common.quiet_tensorflow()
+    from classifier.model import MODELS
 
+    size = MODELS[args.arch].image_size
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as workdir:
-        data = sampled_dataset(workdir, args.train_images, args.seed) if args.train_images else common.SHARED_DATASET
-        counts = [len(common.find_images([data / split])[0]) for split in (config.TRAIN_DIR, config.TEST_DIR)]
-        model_path, weights_path = common.save_untrained_model(workdir, image_size=args.image_size)
+        data = common.SHARED_DATASET
+        if args.train_images:
+            data = common.linked_dataset(Path(workdir, "data"), args.train_images, max(2, args.train_images // 4), args.seed)
+        photos = len(common.find_images([data / config.TRAIN_DIR])[0])
+        model_path = common.save_untrained_model(workdir, args.arch)
         folder = predict_folder(workdir, args.predict_images)
         runs = {
             'python -c "import tensorflow" (floor)': [sys.executable, "-c", "import tensorflow"],
-            f"training: {counts[0]} + {counts[1]} photos cached, {args.image_size} px, {args.steps} steps":
-                [sys.executable, __file__, "--train-child", str(data), "--image-size", str(args.image_size),
+            f"training {args.arch}: {photos} photos cached, {size} px, {args.steps} steps":
+                [sys.executable, __file__, "--train-child", str(data), "--arch", args.arch,
                  "--batch-size", str(args.batch_size), "--steps", str(args.steps), "--seed", str(args.seed)],
             f"predict.py: {args.predict_images} photos":
-                [sys.executable, str(common.PROJECT / "predict.py"), "--model", str(model_path),
-                 "--weights", str(weights_path), str(folder)],
+                [sys.executable, str(common.PROJECT / "predict.py"), "--model", str(model_path), str(folder)],
         }
         # The bare import's C++ start-up lines would clutter the report; the other runs' warnings should show.
         results = {label: measured(label, command, show_errors=index > 0) for index, (label, command) in enumerate(runs.items())}
@@ -117,8 +118,7 @@ def main():
     for label, (seconds, peak) in results.items():
         verdict = "" if peak <= bound_mb else "  OVER THE BOUND"
         print(f"{label:<62}{seconds:>8.0f}{peak:>9.0f}{peak / floor:>9.1f}x{peak / bound_mb:>10.0%}{verdict}")
-    cached_mb = counts[0] * args.image_size ** 2 * 3 / 2**20
-    print(f"(the training cache alone holds {counts[0]} x {args.image_size}x{args.image_size}x3 bytes = {cached_mb:.0f} MB)")
+    print(f"(the training cache alone holds {photos} x {size}x{size}x3 bytes = {photos * size ** 2 * 3 / 2**20:.0f} MB)")
     return 1 if any(peak > bound_mb for _, peak in results.values()) else 0
 
 

@@ -1,30 +1,26 @@
-"""Prediction speed on phone-sized photos: images per second and peak memory of predict.py's
-batched reader against the classic one-photo-at-a-time loop, measured in the same run.
+"""Prediction speed on full-size photos, three ways in one run, on the same photos and model:
 
-    python benchmarks/predict_speed.py                 # 200 photos of 12 megapixels (about 2-4 min)
-    python benchmarks/predict_speed.py --images 20     # a quick check
-    python benchmarks/predict_speed.py --model model.h5 --weights weights.h5
+  (a) predict.py's path: classifier.prediction.predict_files on the paths -- checking, reading,
+      decoding and resizing each photo, and the model;
+  (b) the model alone: model.predict on the same photos already decoded to 224x224 tensors;
+  (c) the classic loop: keras.utils.load_img + img_to_array + model.predict on one photo at a time.
 
-The photos: shared cats-and-dogs photos resized up to 3024x4032 and 4000x3000 with a little
-Pillow noise blended in (so they compress like camera photos, about 2.5 MB each), saved as
-quality-90 JPEGs in a temporary folder. Without --model, the model is the default
-make_model("cnn", config.IMAGE_SIZE) with fresh weights, saved as train_CNN.py saves it (speed
-does not depend on the weight values).
+Goals: a/b >= 0.8 (reading photos costs little next to the model) and a/c >= 10. Then where the
+time of (a) goes: the Pillow check (images.check_images) and the decoding (data.image_dataset),
+each timed alone over all the photos.
 
-- ours: classifier.prediction.predict_files, as predict.py runs it: Pillow reads on a thread pool
-  (shrinking JPEGs while decoding) overlapping model.predict_on_batch on --batch-size photos;
-- classic (the anchor): the Keras 2 tutorial's loop, keras.utils.load_img(path, target_size)
-  + img_to_array + expand_dims + model.predict on one photo at a time.
+    python benchmarks/predict_speed.py                          # 1,000 photos of 4000x3000 (about 5-8 min)
+    python benchmarks/predict_speed.py --model runs/shipped/model.h5
+    python benchmarks/predict_speed.py --images 20 --classic-images 5   # a quick check
+    python benchmarks/predict_speed.py --photos /tmp/photos     # keep the photos there; reused next time
 
-Each side runs in its own Python process, so its peak resident memory (ru_maxrss) is its own;
-the time is the loop over the photos, after TensorFlow is imported and the model is loaded.
+The photos: shared Test_Set photos (seeded sample) resized up to --size with a little Pillow
+noise blended in, so they compress like camera photos, saved as quality-90 JPEGs (random noise
+photos if the shared set is absent). Every photo is read once beforehand, so no side pays for the disk.
 """
 import argparse
-import json
 import os
-import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -34,113 +30,109 @@ from classifier import config
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=200, help="photos to make and label (default: %(default)s)")
-    parser.add_argument("--sizes", default="3024x4032,4000x3000", help="photo sizes WxH, used in turn (default: %(default)s)")
-    parser.add_argument("--model", metavar="FILE", help="a model.h5 from train_CNN.py (default: an untrained default cnn)")
-    parser.add_argument("--weights", metavar="FILE", help="its weights.h5 (default: the one beside --model)")
-    parser.add_argument("--batch-size", type=int, default=config.BATCH_SIZE, help="photos per batch for ours (default: %(default)s)")
+    parser.add_argument("--images", type=int, default=1000, help="photos labelled by (a) and (b) (default: %(default)s)")
+    parser.add_argument("--classic-images", type=int, default=100, help="of them, labelled by the slow loop (c) (default: %(default)s)")
+    parser.add_argument("--size", default="4000x3000", help="photo size WxH (default: %(default)s)")
+    parser.add_argument("--model", metavar="FILE", help="a model.h5 from train_CNN.py (default: an untrained default model)")
+    parser.add_argument("--batch-size", type=int, default=config.BATCH_SIZE, help="as predict.py's --batch-size (default: %(default)s)")
+    parser.add_argument("--photos", metavar="DIR", help="make the photos in DIR, or reuse those already there (default: a temporary folder)")
     parser.add_argument("--seed", type=int, default=config.SEED, help="which shared photos are used (default: %(default)s)")
-    # Internal: the script runs itself once per side, in a fresh process.
-    parser.add_argument("--side", choices=("ours", "classic"), help=argparse.SUPPRESS)
-    parser.add_argument("--folder", help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
-def make_photos(folder, count, sizes, seed):
-    """Write `count` phone-sized JPEGs made from shared photos; return their total size in MB."""
+def make_photos(folder, count, size, seed):
+    """`count` full-size JPEGs in folder (those already there are kept); returns their paths."""
     from PIL import Image
 
-    chosen = common.sample_photos(common.SHARED_DATASET / config.TRAIN_DIR, count, seed)
-    sources = [path for paths in chosen.values() for path in paths]
-    grain = {size: Image.effect_noise(size, 40).convert("RGB") for size in sizes}
+    folder.mkdir(parents=True, exist_ok=True)
+    targets = [folder / f"photo_{index:05d}.jpg" for index in range(count)]
+    if all(target.exists() for target in targets):
+        return targets
+    sources = []
+    if common.SHARED_DATASET.is_dir():
+        chosen = common.sample_photos(common.SHARED_DATASET / config.TEST_DIR, count, seed)
+        sources = [path for paths in chosen.values() for path in paths]
+    grain = Image.effect_noise(size, 40).convert("RGB")
 
     def make(index):
-        size = sizes[index % len(sizes)]
-        photo = Image.open(sources[index]).convert("RGB").resize(size, Image.Resampling.BICUBIC)
-        target = Path(folder, f"photo_{index:05d}.jpg")
-        Image.blend(photo, grain[size], 0.1).save(target, quality=90)
-        return target.stat().st_size
+        photo = Image.open(sources[index]).convert("RGB").resize(size, Image.Resampling.BICUBIC) if sources else \
+            Image.effect_noise(size, 80).convert("RGB")
+        Image.blend(photo, grain, 0.1).save(targets[index], quality=90)
 
     with ThreadPoolExecutor(os.cpu_count()) as pool:  # Pillow resizes and encodes outside the GIL
-        return sum(pool.map(make, range(count))) / 2**20
+        list(pool.map(make, (index for index, target in enumerate(targets) if not target.exists())))
+    return targets
 
 
-def run_ours(model_path, weights_path, paths, batch_size):
+def predict_path(model, info, paths, batch_size):
+    """(a): predict_files as predict.py runs it; the number of photos labelled."""
     from classifier.images import BadImage
-    from classifier.prediction import load_classifier, predict_files
-
-    model, metadata = load_classifier(model_path, weights_path)
-    started = time.perf_counter()
-    results = list(predict_files(model, metadata["image_size"], paths, batch_size))
-    seconds = time.perf_counter() - started
-    return sum(not isinstance(result, BadImage) for _, result in results), seconds
+    from classifier.prediction import predict_files
+    return sum(not isinstance(result, BadImage) for result in predict_files(model, info, paths, batch_size))
 
 
-def run_classic(model_path, weights_path, paths):
+def checked_samples(paths, image_size):
+    """The Pillow check of every photo (images.check_images, as predict_files runs it) -> data.Sample list."""
+    from classifier.data import Sample
+    from classifier.images import check_images
+    return [Sample(path, 0, result) for path, result in check_images(paths, image_size)]
+
+
+def decoded(samples, image_size, batch_size):
+    """Decoding and resizing alone (data.image_dataset, as predict_files reads): float32 (N, size, size, 3)."""
     import numpy as np
-    common.quiet_tensorflow()
+    from classifier.data import image_dataset
+    return np.concatenate([images.numpy() for images, _ in image_dataset(samples, image_size, batch_size)])
+
+
+def classic_loop(model, paths, image_size):
+    """(c): the Keras 2 tutorial's way, one photo at a time."""
     import keras
-
-    model = keras.models.load_model(model_path, compile=False)
-    model.load_weights(weights_path)
-    size = model.input_shape[1]
-    started = time.perf_counter()
+    import numpy as np
     for path in paths:
-        image = keras.utils.img_to_array(keras.utils.load_img(path, target_size=(size, size)))
+        image = keras.utils.img_to_array(keras.utils.load_img(path, target_size=(image_size, image_size)))
         model.predict(np.expand_dims(image, axis=0), verbose=0)
-    return len(paths), time.perf_counter() - started
-
-
-def run_side(args):
-    """In the child process: label every photo of --folder one way; print the figures as JSON."""
-    paths = common.find_images([args.folder])[0]
-    if args.side == "ours":
-        count, seconds = run_ours(args.model, args.weights, paths, args.batch_size)
-    else:
-        count, seconds = run_classic(args.model, args.weights, paths)
-    print(json.dumps({"images": count, "seconds": seconds}))
-
-
-def measure_side(side, folder, model_path, weights_path, batch_size, workdir):
-    """Run one side in a fresh process; return (images/s, peak resident MB)."""
-    command = [sys.executable, __file__, "--side", side, "--folder", str(folder), "--model", str(model_path),
-               "--weights", str(weights_path), "--batch-size", str(batch_size)]
-    output = Path(workdir, f"{side}.json")
-    with open(output, "w") as stdout:
-        code, _, peak = common.run_measured(command, stdout=stdout)
-    if code != 0:
-        sys.exit(f"error: the {side} side failed with exit code {code} (its error is above)")
-    figures = json.loads(output.read_text().strip().splitlines()[-1])
-    return figures["images"] / figures["seconds"], peak
+    return len(paths)
 
 
 def main():
     args = parse_args()
-    if args.side:
-        return run_side(args)
-    common.require_shared_dataset()
-    sizes = [tuple(int(side) for side in size.split("x")) for size in args.sizes.split(",")]
-    print(f"Prediction speed: {args.images} photos of {', '.join(args.sizes.split(','))} px; {common.machine_line()}")
+    size = tuple(int(side) for side in args.size.split("x"))
+    print(f"Prediction speed: {args.images} JPEGs of {args.size} px, batch {args.batch_size}; {common.machine_line()}", flush=True)
+    common.quiet_tensorflow()
+    from classifier.prediction import load_classifier
 
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as workdir:
-        photos = Path(workdir, "photos")
-        photos.mkdir()
-        megabytes, seconds = common.timed(make_photos, photos, args.images, sizes, args.seed)
-        print(f"made {args.images} JPEGs, {megabytes:.0f} MB, in {seconds:.0f} s")
-        if args.model:
-            model_path = Path(args.model)
-            weights_path = Path(args.weights) if args.weights else model_path.with_name(config.WEIGHTS_FILE)
-        else:
-            common.quiet_tensorflow()
-            model_path, weights_path = common.save_untrained_model(workdir)
-        common.warm_file_cache(photos)
+        folder = Path(args.photos or Path(workdir, "photos"))
+        paths, seconds = common.timed(make_photos, folder, args.images, size, args.seed)
+        print(f"photos: {folder}, {sum(path.stat().st_size for path in paths) / 2**20:.0f} MB ({seconds:.0f} s to make or find)")
+        common.warm_file_cache(folder)
+        model, info = load_classifier(common.model_file(args.model, workdir))
+        size_px = info.image_size
+        # Warm-up: tracing of the reader and the model, and the first call of each way.
+        predict_path(model, info, paths[:args.batch_size], args.batch_size)
+        classic_loop(model, paths[:1], size_px)
 
-        classic_rate, classic_peak = measure_side("classic", photos, model_path, weights_path, args.batch_size, workdir)
-        ours_rate, ours_peak = measure_side("ours", photos, model_path, weights_path, args.batch_size, workdir)
-    print(f"\n{'':<44}{'images/s':>10}{'peak RSS MB':>13}{'speed vs classic':>18}")
-    print(f"{'classic loop, one photo at a time (anchor)':<44}{classic_rate:>10.1f}{classic_peak:>13.0f}{1:>17.2f}x")
-    print(f"{f'ours, predict_files, batch {args.batch_size}':<44}{ours_rate:>10.1f}{ours_peak:>13.0f}{ours_rate / classic_rate:>17.2f}x")
-    print(f"(this process, which made the photos and the model: peak RSS {common.peak_rss_mb():.0f} MB)")
+        labelled, ours = common.timed(predict_path, model, info, paths, args.batch_size)
+        samples, check = common.timed(checked_samples, paths, size_px)
+        tensors, decode = common.timed(decoded, samples, size_px, args.batch_size)
+        model.predict(tensors[:args.batch_size], verbose=0)  # warm-up: predict() traces once per batch shape
+        _, bare = common.timed(model.predict, tensors, batch_size=args.batch_size, verbose=0)
+        classic_paths = paths[:args.classic_images]
+        _, classic = common.timed(classic_loop, model, classic_paths, size_px)
+
+    rate = {"a": labelled / ours, "b": len(tensors) / bare, "c": len(classic_paths) / classic}
+    print(f"\n{'':<62}{'images/s':>10}{'ms/photo':>10}")
+    print(f"{'(a) predict_files on the paths (predict.py)':<62}{rate['a']:>10.1f}{1000 / rate['a']:>10.1f}")
+    print(f"{f'(b) model.predict on decoded {size_px}x{size_px} tensors':<62}{rate['b']:>10.1f}{1000 / rate['b']:>10.1f}")
+    print(f"{f'(c) load_img + model.predict, one photo at a time ({len(classic_paths)} photos)':<62}{rate['c']:>10.1f}{1000 / rate['c']:>10.1f}")
+    print(f"a/b = {rate['a'] / rate['b']:.2f} (goal >= 0.8); a/c = {rate['a'] / rate['c']:.1f} (goal >= 10)")
+    pillow = sum(sample.pillow is True for sample in samples)
+    print(f"\nwhere (a)'s time goes, each step alone over all {len(paths)} photos, ms per photo:")
+    print(f"  Pillow check (needs_pillow, thread pool)    {1000 * check / len(paths):6.1f}")
+    print(f"  decode + resize (image_dataset, tf.data)    {1000 * decode / len(paths):6.1f}  ({pillow} of {len(samples)} photos by Pillow)")
+    print(f"  model.predict                               {1000 * bare / len(tensors):6.1f}")
+    print(f"  sum {1000 * (check + decode + bare) / len(paths):.1f}; predict_files took {1000 * ours / len(paths):.1f}")
 
 
 if __name__ == "__main__":

@@ -1,64 +1,52 @@
-"""Training speed: images per second and time per epoch of the default training set-up, on
-cached data, against the classic two-block CNN at 64 px measured in the same run.
+"""Training speed: images per second and minutes per epoch of the default model's two phases
+(the head on the frozen ImageNet backbone, then fine-tuning the top blocks) against an epoch of
+our from-scratch cnn, measured in the same run on the same photos.
 
-    python benchmarks/training_speed.py                     # 40 timed steps per variant (about 3-5 min)
-    python benchmarks/training_speed.py --images 256 --steps 5 --warmup-steps 2   # a quick check
+    python benchmarks/training_speed.py                      # 30 timed steps per phase (about 4-6 min)
+    python benchmarks/training_speed.py --images 128 --steps 3 --warmup-steps 1   # a quick check
 
-The photos are decoded and cached first (classifier.data.image_dataset, as train_CNN.py does), so
-only the training steps are timed: a callback notes the time at the end of each batch, and the
-figure is the images of the steps after --warmup-steps (which include tracing and, with XLA,
-compiling) divided by their time. Time per epoch is that rate applied to --epoch-images (the
-shared Training_Set by default).
-
-Variants, all compiled as train_CNN.py compiles them (AdamW, warm-up + cosine schedule):
-- classic 64 px: make_model("classic", 64), batch 64 -- the anchor;
-- cnn default: make_model("cnn", config.IMAGE_SIZE) with config.BATCH_SIZE, augmentation layers
-  inside the model, as train_CNN.py trains it. Keras cannot XLA-compile it (RandomZoom does not
-  support jit_compile; Keras warns "Model doesn't support jit_compile=True" and runs without);
-- cnn, augmentation in tf.data: the same network without its augmentation layers, which run
-  instead in the input pipeline (dataset.map), so XLA becomes possible; timed without XLA...
-- ...and with jit_compile=True, so the effect of moving augmentation and of XLA show apart.
+The photos are decoded and cached first (classifier.data.image_dataset with cache=True, as
+train() does), so only the training steps are timed: a callback notes the time at the end of each
+batch, and the figure is the images of the steps after --warmup-steps (tracing) divided by their
+time. Each model is compiled and its phase set as train() does it (model.set_phase,
+training.compile_for). Minutes per epoch apply that rate to the images train() fits on the whole
+shared Training_Set (90 %: the rest is held out for validation); the first epoch also decodes,
+and every epoch also validates.
 """
 import argparse
-import math
 import tempfile
 import time
 
 import common
 from classifier import config
 
+VARIANTS = [  # (label, model, phase); the first is the anchor
+    ("cnn, from scratch (anchor)", "cnn", "train"),
+    (f"{config.DEFAULT_ARCH}, phase 'head'", config.DEFAULT_ARCH, "head"),
+    (f"{config.DEFAULT_ARCH}, phase 'fine-tune'", config.DEFAULT_ARCH, "fine-tune"),
+]
+
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=2000, help="photos sampled from the shared Training_Set and cached (default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=40, help="timed training steps per variant (default: %(default)s)")
-    parser.add_argument("--warmup-steps", type=int, default=5, help="untimed steps first: tracing and XLA compiling (default: %(default)s)")
-    parser.add_argument("--image-size", type=int, default=config.IMAGE_SIZE, help="image size of the cnn variants (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=config.BATCH_SIZE, help="batch size of the cnn variants (default: %(default)s)")
-    parser.add_argument("--epoch-images", type=int, default=None,
-                        help="training-set size for the time per epoch (default: the shared Training_Set's count)")
+    parser.add_argument("--images", type=int, default=512, help="photos sampled from the shared Training_Set and cached (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=30, help="timed training steps per variant (default: %(default)s)")
+    parser.add_argument("--warmup-steps", type=int, default=3, help="untimed steps first: tracing (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=config.BATCH_SIZE, help="(default: %(default)s)")
     parser.add_argument("--seed", type=int, default=config.SEED, help="sampling, shuffling and weights (default: %(default)s)")
     return parser.parse_args()
 
 
 def cached_dataset(folder, image_size, batch_size, seed):
-    """The training pipeline of train_CNN.py, read once so its cache is full before timing."""
-    from classifier.data import class_folders, image_dataset
+    """train()'s training pipeline, read once so its cache is full before timing; full batches only
+    (a last, smaller batch would be traced again inside the timing)."""
+    from classifier.data import class_folders, image_dataset, labelled_samples
 
-    dataset, count, _ = image_dataset(folder, class_folders(folder), image_size, batch_size, shuffle=True, seed=seed)
+    samples, _ = labelled_samples(folder, class_folders(folder), image_size)
+    dataset = image_dataset(samples, image_size, batch_size, shuffle=True, seed=seed, cache=True)
     for _ in dataset:
         pass
-    return dataset, count
-
-
-def split_augmentation(model):
-    """(augmentation layers, the model rebuilt without them) -- the same layer objects, re-wired."""
-    import keras
-
-    augmentation = [layer for layer in model.layers if type(layer).__name__.startswith("Random")]
-    rest = [layer for layer in model.layers if layer not in augmentation]
-    bare = keras.Sequential([keras.Input(shape=model.input_shape[1:]), *rest], name=f"{model.name}_no_augmentation")
-    return keras.Sequential(augmentation, name="augmentation"), bare
+    return dataset.rebatch(batch_size, drop_remainder=True), len(samples)
 
 
 def images_per_second(model, dataset, batch_size, warmup_steps, steps):
@@ -67,76 +55,48 @@ def images_per_second(model, dataset, batch_size, warmup_steps, steps):
 
     ends = []
     clock = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: ends.append(time.perf_counter()))
-    model.fit(dataset.repeat(), steps_per_epoch=warmup_steps + steps, epochs=1, callbacks=[clock], shuffle=False, verbose=0)
-    # The clock starts at the end of the last warm-up step (or of the first step, without warm-up).
-    start = max(warmup_steps, 1) - 1
+    model.fit(dataset.repeat(), steps_per_epoch=warmup_steps + steps, epochs=1, callbacks=[clock], verbose=0)
+    start = max(warmup_steps, 1) - 1  # the clock starts at the end of the last warm-up step
     return (len(ends) - 1 - start) * batch_size / (ends[-1] - ends[start])
 
 
-def measure(kind, image_size, batch_size, folder, args, augmentation_in_pipeline=False, jit=False):
+def measure(arch, phase, folder, args, models):
+    """Images/s of one phase; the model is kept in `models`, so fine-tuning follows its head phase."""
     import keras
-    import tensorflow as tf
-    from classifier.model import make_model
-    from classifier.training import compile_model
+    from classifier.model import MODELS, make_model, set_phase
+    from classifier.training import Phase, compile_for
 
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(args.seed)
-    dataset, count = cached_dataset(folder, image_size, batch_size, args.seed)
-    # Full batches only: a last, smaller batch would make XLA compile a second shape inside the timing.
-    dataset = dataset.rebatch(batch_size, drop_remainder=True)
-    model = make_model(kind, image_size)
-    if augmentation_in_pipeline:
-        augment, model = split_augmentation(model)
-        dataset = dataset.map(lambda images, labels: (augment(images, training=True), labels),
-                              num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-    compile_model(model, math.ceil(count / batch_size), config.EPOCHS, config.LEARNING_RATE)
-    if jit:
-        model.jit_compile = True  # the setter warns and keeps False if a layer cannot be compiled
-    rate = images_per_second(model, dataset, batch_size, args.warmup_steps, args.steps)
-    return rate, model.jit_compile
-
-
-def jit_refusal(image_size):
-    """What Keras says when asked to XLA-compile the default model, augmentation layers included."""
-    import warnings
-    from classifier.model import make_model
-    from classifier.training import compile_model
-
-    model = make_model("cnn", image_size)
-    compile_model(model, 1, 1, config.LEARNING_RATE)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        model.jit_compile = True
-    said = "; ".join(str(warning.message) for warning in caught) or "no warning"
-    return f"jit_compile=True on the default model -> jit_compile={model.jit_compile} ({said})"
+    size = MODELS[arch].image_size
+    dataset, count = cached_dataset(folder, size, args.batch_size, args.seed)
+    if arch not in models:
+        keras.utils.set_random_seed(args.seed)
+        models[arch] = make_model(arch, size, 2)
+    model = models[arch]
+    set_phase(model, phase)
+    compile_for(model, Phase(phase, 0, 1, MODELS[arch].learning_rate, warmup=False), count // args.batch_size)
+    return size, images_per_second(model, dataset, args.batch_size, args.warmup_steps, args.steps)
 
 
 def main():
     args = parse_args()
     common.require_shared_dataset()
-    epoch_images = args.epoch_images or len(common.find_images([common.SHARED_DATASET / config.TRAIN_DIR])[0])
-    print(f"Training speed: {args.steps} timed steps after {args.warmup_steps} warm-up steps, "
-          f"cached data from {args.images} photos; {common.machine_line()}")
+    total = len(common.find_images([common.SHARED_DATASET / config.TRAIN_DIR])[0])
+    epoch_images = total - round(total * config.VAL_SPLIT)
+    print(f"Training speed: {args.steps} timed steps after {args.warmup_steps} warm-up steps, batch {args.batch_size}, "
+          f"cached data from {args.images} photos; {common.machine_line()}", flush=True)
     common.quiet_tensorflow()
 
-    size, batch = args.image_size, args.batch_size
-    variants = [  # (label, kind, image size, batch size, augmentation in tf.data, jit_compile)
-        ("classic 64 px, batch 64 (anchor)", "classic", 64, 64, False, False),
-        (f"cnn {size} px, batch {batch}, augmentation in model", "cnn", size, batch, False, False),
-        (f"cnn {size} px, batch {batch}, augmentation in tf.data", "cnn", size, batch, True, False),
-        (f"cnn {size} px, batch {batch}, augmentation in tf.data, XLA", "cnn", size, batch, True, True),
-    ]
+    models = {}
     with tempfile.TemporaryDirectory(prefix="bench-training-") as workdir:
-        chosen = common.sample_photos(common.SHARED_DATASET / config.TRAIN_DIR, args.images, args.seed)
-        folder = common.link_photos(chosen, workdir)
-        print(f"\n{'variant':<58}{'jit':>6}{'images/s':>10}{'min/epoch':>11}{'vs anchor':>11}")
+        folder = common.link_photos(common.sample_photos(common.SHARED_DATASET / config.TRAIN_DIR, args.images, args.seed), workdir)
+        print(f"\n{'variant':<42}{'px':>5}{'images/s':>10}{'min/epoch':>11}{'vs anchor':>11}")
         anchor = None
-        for label, kind, image_size, batch_size, in_pipeline, jit in variants:
-            rate, jit_used = measure(kind, image_size, batch_size, folder, args, in_pipeline, jit)
+        for label, arch, phase in VARIANTS:
+            size, rate = measure(arch, phase, folder, args, models)
             anchor = anchor or rate
-            print(f"{label:<58}{str(jit_used):>6}{rate:>10.0f}{epoch_images / rate / 60:>11.1f}{rate / anchor:>10.2f}x", flush=True)
-    print(f"\n{jit_refusal(size)}")
-    print(f"min/epoch: {epoch_images} training images at that rate (data already cached; epoch 1 also decodes).")
+            print(f"{label:<42}{size:>5}{rate:>10.1f}{epoch_images / rate / 60:>11.1f}{rate / anchor:>10.2f}x", flush=True)
+    print(f"min/epoch: {epoch_images} training images at that rate (data cached; the first epoch also decodes, "
+          "every epoch also validates 10 %)")
 
 
 if __name__ == "__main__":

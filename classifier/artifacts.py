@@ -43,6 +43,8 @@ class ModelInfo:
         try:
             with h5py.File(path, "r") as file:
                 values = json.loads(file.attrs[METADATA_KEY])
+            if not isinstance(values, dict):  # JSON, but a list or a number: not what train_CNN.py writes
+                raise TypeError(f"{METADATA_KEY} is not a JSON object")
             known = {item.name for item in fields(cls)}
             return cls(**{key: value for key, value in values.items() if key in known})
         except (KeyError, TypeError, ValueError):  # no attribute, or not the JSON train_CNN.py writes

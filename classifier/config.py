@@ -21,7 +21,8 @@ VAL_SPLIT = 0.1       # share of Training_Set held out to choose the epoch kept;
 SEED = 1337
 
 # The photo files read when walking a folder; anything else there (.txt, .DS_Store) is ignored.
-IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+# HEIC/HEIF (iPhones), AVIF and WebP (phones, the web) are read by Pillow (images.py registers pillow-heif).
+IMAGE_EXTENSIONS = (".avif", ".bmp", ".gif", ".heic", ".heif", ".jpeg", ".jpg", ".png", ".webp")
 # Resizing method (tf.image.resize), shared by training and prediction, so a 4000x3000 phone photo
 # is shrunk the way the training photos were: an area average.
 INTERPOLATION = "area"

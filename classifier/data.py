@@ -92,7 +92,9 @@ def read_and_resize(path, pillow, image_size):
     tf = import_tensorflow()
 
     def with_pillow():
-        pixels = tf.numpy_function(lambda name: pillow_pixels(os.fsdecode(name), image_size), [path], tf.uint8, stateful=False)
+        # tf.data hands the function bytes; an eager call (load_image) a 0-d array, whose item() is the bytes.
+        pixels = tf.numpy_function(lambda name: pillow_pixels(os.fsdecode(getattr(name, "item", lambda: name)()), image_size),
+                                   [path], tf.uint8, stateful=False)
         return tf.ensure_shape(pixels, (None, None, 3))
 
     def with_tensorflow():

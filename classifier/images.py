@@ -7,14 +7,17 @@ EXIF-rotated phone photos upright, reads formats TensorFlow does not, and shrink
 decoding. Either way the pixels then get the same area resize (data.read_and_resize), in training
 and in prediction, so a photo is seen the same way by both.
 """
+import errno
 import os
+import stat
+import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError, features
 
 from .config import IMAGE_EXTENSIONS
 
@@ -27,6 +30,28 @@ EXIF_ORIENTATION = 0x0112
 JPEG_MAX_PIXELS = 250_000_000
 OTHER_MAX_PIXELS = 90_000_000   # Pillow's own default limit
 Image.MAX_IMAGE_PIXELS = JPEG_MAX_PIXELS
+# Paths named like photos that are not files. Opening them could block (a FIFO waits for a writer
+# forever; so can a serial device) or never end (/dev/zero), so they are refused before open().
+NOT_FILES = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"))
+
+
+def _register_phone_formats():
+    """Teach Pillow the photo formats of phones: HEIC/HEIF (iPhones' default) through the pillow-heif
+    plugin, and AVIF through Pillow's own plugin (Pillow 11.2+), else pillow-heif's where its version
+    has one. Done once, here, where every photo is opened. Returns whether pillow-heif is installed."""
+    try:
+        import pillow_heif
+    except ImportError:  # HEIC photos are then named as unreadable, with the fix (_unrecognised)
+        return False
+    pillow_heif.register_heif_opener()
+    pillow_avif = "avif" in features.modules and features.check_module("avif")
+    if not pillow_avif and hasattr(pillow_heif, "register_avif_opener"):
+        pillow_heif.register_avif_opener()
+    return True
+
+
+HEIF_PLUGIN = _register_phone_formats()
 
 
 class BadImage(Exception):
@@ -47,13 +72,15 @@ def find_images(paths):
 
     Returns (images, missing): missing lists the given paths that do not exist. Files in folders
     whose names are not image names (.txt, .DS_Store, Thumbs.db) are skipped silently, as Keras
-    does; a file named explicitly is always returned, so a bad one gets reported.
+    does; a file named explicitly is always returned, so a bad one gets reported (so is a FIFO,
+    a socket, a device or a broken link: open_image says what it is). A folder named like a photo
+    (x.jpg/) is a folder: walked.
     """
     images, missing = [], []
     for path in map(Path, paths):
         if path.is_dir():
             images.extend(_walk(path))
-        elif path.is_file() or path.is_symlink():
+        elif os.path.lexists(path):
             images.append(path)
         else:
             missing.append(path)
@@ -62,7 +89,7 @@ def find_images(paths):
 
 def _walk(folder):
     seen = set()  # real folders already walked: a symlink loop must not walk forever
-    for root, dirs, files in os.walk(folder, followlinks=True):
+    for root, dirs, files in os.walk(folder, followlinks=True, onerror=_warn_unreadable_folder):
         real = os.path.realpath(root)
         if real in seen:
             dirs[:] = []
@@ -72,6 +99,33 @@ def _walk(folder):
         for name in sorted(files):
             if is_image_name(name):
                 yield Path(root, name)
+
+
+def _warn_unreadable_folder(error):
+    """os.walk's onerror: a folder that cannot be listed is named, and the walk goes on without it."""
+    print(f"warning: cannot read the folder {error.filename} ({error.strerror}); its photos are left out", file=sys.stderr)
+
+
+def open_file(path):
+    """Open a regular file for binary reading; raise BadImage for anything else named like a photo.
+
+    The type is checked before opening (NOT_FILES), and again on the open file in case one was
+    swapped in meanwhile: O_NONBLOCK makes even a FIFO open at once instead of waiting for a writer.
+    """
+    _refuse_not_a_file(path, os.stat(path).st_mode)
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        _refuse_not_a_file(path, os.fstat(descriptor).st_mode)
+    except BadImage:
+        os.close(descriptor)
+        raise
+    return os.fdopen(descriptor, "rb")
+
+
+def _refuse_not_a_file(path, mode):
+    for is_kind, kind in NOT_FILES:
+        if is_kind(mode):
+            raise BadImage(path, f"{kind}, not a photo file")
 
 
 @contextmanager
@@ -105,7 +159,7 @@ def open_image(path, draft_size=None):
     """
     try:
         # Our own file object: Pillow would keep a GIF's or MPO's file open after load() for other frames.
-        with _pillow_warnings(), open(path, "rb") as file:
+        with _pillow_warnings(), open_file(path) as file:
             image = Image.open(file)
             full_size = image.size
             if image.format not in ("JPEG", "MPO") and full_size[0] * full_size[1] > OTHER_MAX_PIXELS:
@@ -114,22 +168,33 @@ def open_image(path, draft_size=None):
                 image.draft("RGB", (draft_size, draft_size))
             image.load()
         image.info["drafted"] = image.size != full_size
+        image.info["full_size"] = full_size  # as stored, before draft(): what check.py calls tiny
         return image
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         size = str(error) if str(error).endswith(" pixels") else f"over {JPEG_MAX_PIXELS // 10**6} megapixels"
         raise BadImage(path, f"too many pixels ({size}), refused as a possible decompression bomb; shrink it to use it")
+    except BadImage:
+        raise
     except FileNotFoundError:
         raise BadImage(path, "file not found (a broken link?)")
     except PermissionError:
         raise BadImage(path, "permission denied: make the file readable")
     except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise BadImage(path, "a loop of symbolic links that never reaches a file")
         if os.path.isfile(path) and os.path.getsize(path) == 0:
             raise BadImage(path, "empty file (0 bytes)")
         if isinstance(error, UnidentifiedImageError):  # its own text repeats the path
-            raise BadImage(path, "not an image (Pillow does not recognise the contents); save it as JPEG or PNG")
+            raise BadImage(path, _unrecognised(path))
         raise BadImage(path, f"damaged or incomplete image ({error})")
     except Exception as error:  # Pillow raises assorted errors on hostile bytes
         raise BadImage(path, f"damaged image ({type(error).__name__}: {error})")
+
+
+def _unrecognised(path):
+    if str(path).lower().endswith((".heic", ".heif")) and not HEIF_PLUGIN:
+        return "a HEIC/HEIF photo, which Pillow reads with the pillow-heif package: pip install pillow-heif"
+    return "not an image (Pillow does not recognise the contents); save it as JPEG or PNG"
 
 
 def needs_pillow(path, image_size):
@@ -146,7 +211,7 @@ def needs_pillow(path, image_size):
         return True
     if image.format == "BMP":
         # TensorFlow reads the bit depth at byte 28 and decodes only 24/32-bit colour.
-        with open(path, "rb") as file:
+        with open_file(path) as file:
             return int.from_bytes(file.read(30)[28:30], "little") not in (24, 32)
     return False
 

@@ -17,6 +17,7 @@ from .data import Sample, class_folders, image_dataset
 from .images import BadImage, check_images, find_images
 
 CHUNK_BATCHES = 8   # photos are checked this many batches ahead of the model
+UNSURE = "unsure"   # the label of a photo whose confidence is below --unsure-below
 
 
 @dataclass
@@ -24,14 +25,17 @@ class Prediction:
     path: Path
     probabilities: np.ndarray   # one per class, in class_names order
     class_names: list
+    heatmap: np.ndarray | None = None   # where the evidence for the class lies, 0-1 (predict.py --heatmaps)
+    unsure_below: float = 0.0           # a lower confidence is labelled UNSURE (predict.py --unsure-below)
 
     @property
     def index(self):
+        """The most probable class, even when the label is UNSURE."""
         return int(np.argmax(self.probabilities))
 
     @property
     def label(self):
-        return self.class_names[self.index]
+        return UNSURE if self.confidence < self.unsure_below else self.class_names[self.index]
 
     @property
     def confidence(self):
@@ -55,8 +59,22 @@ def probabilities(outputs):
     return np.concatenate([1 - outputs, outputs], axis=1) if outputs.shape[1] == 1 else outputs
 
 
-def predict_files(model, info, paths, batch_size):
-    """Yield a Prediction for each readable file, or its BadImage, in the order of paths."""
+def predict_batch(model, images, tta=False):
+    """One probability per class for each image of the batch. Test-time augmentation (tta): the mean
+    of the photo's and its mirror image's, as training showed the model both (RandomFlip)."""
+    scores = probabilities(model.predict_on_batch(images))
+    if tta:
+        mirrored = import_tensorflow().reverse(images, axis=[2])  # (N, height, width, 3): flip the width
+        scores = (scores + probabilities(model.predict_on_batch(mirrored))) / 2
+    return scores
+
+
+def predict_files(model, info, paths, batch_size, tta=False, explainer=None, unsure_below=0.0):
+    """Yield a Prediction for each readable file, or its BadImage, in the order of paths.
+
+    tta: average with the mirror image (predict_batch); explainer: a heatmap.Explainer, whose map
+    of the predicted class each Prediction carries; unsure_below: see Prediction.
+    """
     chunk_size = batch_size * CHUNK_BATCHES
     chunks = [paths[start:start + chunk_size] for start in range(0, len(paths), chunk_size)]
     with ThreadPoolExecutor(1) as reader:  # checks the next chunk while the model labels this one
@@ -65,17 +83,23 @@ def predict_files(model, info, paths, batch_size):
             checked = pending.result()
             if index + 1 < len(chunks):
                 pending = reader.submit(list, check_images(chunks[index + 1], info.image_size))
-            yield from _label_chunk(model, info, checked, batch_size)
+            yield from _label_chunk(model, info, checked, batch_size, tta, explainer, unsure_below)
 
 
-def _label_chunk(model, info, checked, batch_size):
+def _label_chunk(model, info, checked, batch_size, tta, explainer, unsure_below):
     good = [Sample(path, 0, result) for path, result in checked if not isinstance(result, BadImage)]
-    rows = iter([])
-    if good:
-        batches = image_dataset(good, info.image_size, batch_size)
-        rows = iter(np.concatenate([probabilities(model.predict_on_batch(images)) for images, _ in batches]))
+    rows, maps = [], []
+    for images, _ in image_dataset(good, info.image_size, batch_size) if good else []:
+        rows.append(predict_batch(model, images, tta))
+        if explainer is not None:
+            maps += explainer.heatmaps(images, rows[-1].argmax(axis=1))
+    rows = iter(np.concatenate(rows) if rows else [])
+    maps = iter(maps)
     for path, result in checked:
-        yield result if isinstance(result, BadImage) else Prediction(path, next(rows), info.class_names)
+        if isinstance(result, BadImage):
+            yield result
+        else:
+            yield Prediction(path, next(rows), info.class_names, next(maps, None), unsure_below)
 
 
 def labelled_photos(folder, class_names):
@@ -93,19 +117,27 @@ def labelled_photos(folder, class_names):
     return paths, truth
 
 
-def evaluate(model, info, folder, batch_size):
+def evaluate(model, info, folder, batch_size, tta=False):
     """The confusion matrix on FOLDER/<class>/ photos. Returns (confusion, predictions, unreadable count)."""
     paths, truth = labelled_photos(folder, info.class_names)
     count = len(info.class_names)
     confusion = np.zeros((count, count), dtype=int)  # rows: true class, columns: predicted class
     predictions, bad = [], 0
-    for result, actual in zip(predict_files(model, info, paths, batch_size), truth):
+    for result, actual in zip(predict_files(model, info, paths, batch_size, tta), truth):
         if isinstance(result, BadImage):
             bad += 1
             continue
         confusion[actual, result.index] += 1
         predictions.append(result)
     return confusion, predictions, bad
+
+
+def coverage(confidences, correct, threshold):
+    """What --unsure-below threshold buys: (share of photos labelled, accuracy of those labelled);
+    a photo is labelled when its confidence is at least threshold. Accuracy is nan when none is."""
+    labelled = np.asarray(confidences) >= threshold
+    accuracy = float(np.asarray(correct)[labelled].mean()) if labelled.any() else float("nan")
+    return float(labelled.mean()) if len(labelled) else 0.0, accuracy
 
 
 def confusion_matrix(truth, predicted, count):

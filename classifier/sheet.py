@@ -30,12 +30,16 @@ def check_sheet_path(path):
         raise UsageError(f"--sheet {path}: folder {path.parent} not found; create it or pick another path")
 
 
-def make_sheet(rows, path, columns=COLUMNS):
-    """Draw rows of (image path, label, confidence) as a grid of captioned thumbnails; save it to path.
+def make_sheet(rows, path, columns=COLUMNS, doubt_below=LOW_CONFIDENCE, title=None):
+    """Draw rows of (image path, label, confidence[, heatmap]) as a grid of captioned thumbnails; save it to path.
 
+    A heatmap (heatmap.py) is drawn over its photo. Labels under doubt_below confidence are marked
+    doubtful. title: the header's text (default: the number of images).
+    The header also says how many photos could not be drawn (unreadable by now: a grey square each).
     Returns the number of thumbnails drawn (at most MAX_IMAGES).
     """
-    rows = [(Path(image), label, float(confidence)) for image, label, confidence in rows][:MAX_IMAGES]
+    rows = [(Path(image), label, float(confidence), heatmap[0] if heatmap else None)
+            for image, label, confidence, *heatmap in rows][:MAX_IMAGES]
     columns = max(1, min(columns, len(rows)))
     cell_w, cell_h = THUMB + 2 * FRAME, THUMB + 2 * FRAME + CAPTION
     width = GAP + columns * (cell_w + GAP)
@@ -44,18 +48,20 @@ def make_sheet(rows, path, columns=COLUMNS):
     draw = ImageDraw.Draw(sheet)
     fonts = {size: ImageFont.load_default(size=size) for size in (12, 15, 18)}
 
-    doubtful = sum(confidence < LOW_CONFIDENCE for _, _, confidence in rows)
-    draw.text((GAP, 14), f"{len(rows)} images", font=fonts[18], fill=INK)
-    legend_x = GAP + draw.textlength(f"{len(rows)} images", font=fonts[18]) + 24
-    for colour, text in ((SURE, "confident"), (DOUBT, f"below {LOW_CONFIDENCE:.0%} confidence: {doubtful}")):
+    undrawn = 0  # the cells first: the header counts the photos that could not be drawn
+    for index, (image_path, label, confidence, heatmap) in enumerate(rows):
+        x = GAP + (index % columns) * (cell_w + GAP)
+        y = HEADER + (index // columns) * (cell_h + GAP)
+        undrawn += not _draw_cell(sheet, draw, fonts, (x, y), image_path, label, confidence, heatmap, doubt_below)
+
+    doubtful = sum(confidence < doubt_below for _, _, confidence, _ in rows)
+    title = (title or f"{len(rows)} images") + (f" ({undrawn} could not be drawn)" if undrawn else "")
+    draw.text((GAP, 14), title, font=fonts[18], fill=INK)
+    legend_x = GAP + draw.textlength(title, font=fonts[18]) + 24
+    for colour, text in ((SURE, "confident"), (DOUBT, f"below {doubt_below:.0%} confidence: {doubtful}")):
         draw.rectangle((legend_x, 19, legend_x + 12, 31), fill=colour)
         draw.text((legend_x + 18, 17), text, font=fonts[15], fill=INK)
         legend_x += 18 + draw.textlength(text, font=fonts[15]) + 24
-
-    for index, (image_path, label, confidence) in enumerate(rows):
-        x = GAP + (index % columns) * (cell_w + GAP)
-        y = HEADER + (index // columns) * (cell_h + GAP)
-        _draw_cell(sheet, draw, fonts, (x, y), image_path, label, confidence)
     try:
         sheet.save(path)
     except OSError as error:
@@ -63,20 +69,35 @@ def make_sheet(rows, path, columns=COLUMNS):
     return len(rows)
 
 
-def _thumbnail(image_path):
-    """The photo upright and cropped to a centred square; a grey square if it can no longer be read."""
+def _thumbnail(image_path, heatmap=None):
+    """The photo upright (under its heatmap, if any) and cropped to a centred square; None if it can
+    no longer be read."""
     try:
-        image = ImageOps.exif_transpose(open_image(image_path, draft_size=THUMB))
+        image = _on_paper(ImageOps.exif_transpose(open_image(image_path, draft_size=THUMB)))
+        if heatmap is not None:  # over the whole photo, as the model saw it, before the crop
+            from .heatmap import overlay
+            image = overlay(image, heatmap)
         return ImageOps.fit(image.convert("RGB"), (THUMB, THUMB), Image.Resampling.LANCZOS)
     except (BadImage, OSError, ValueError):
-        return Image.new("RGB", (THUMB, THUMB), (200, 200, 200))
+        return None
 
 
-def _draw_cell(sheet, draw, fonts, origin, image_path, label, confidence):
+def _on_paper(image):
+    """A photo with transparency (a PNG cut-out, a logo) on the sheet's paper colour: converted to RGB
+    as it is, it would show the colours hidden under its transparent pixels (often black)."""
+    if image.mode not in ("RGBA", "LA", "PA") and "transparency" not in image.info:
+        return image
+    image = image.convert("RGBA")
+    return Image.alpha_composite(Image.new("RGBA", image.size, (*PAPER, 255)), image).convert("RGB")
+
+
+def _draw_cell(sheet, draw, fonts, origin, image_path, label, confidence, heatmap=None, doubt_below=LOW_CONFIDENCE):
+    """One captioned thumbnail; returns whether the photo could be drawn (else a grey square stands in)."""
     x, y = origin
-    doubtful = confidence < LOW_CONFIDENCE
+    doubtful = confidence < doubt_below
     colour = DOUBT if doubtful else SURE
-    sheet.paste(_thumbnail(image_path), (x + FRAME, y + FRAME))
+    thumbnail = _thumbnail(image_path, heatmap)
+    sheet.paste(thumbnail if thumbnail is not None else Image.new("RGB", (THUMB, THUMB), (200, 200, 200)), (x + FRAME, y + FRAME))
     # A thin green frame for a confident label; a thick amber one and a badge for a doubtful one.
     inset = 0 if doubtful else FRAME - 2
     draw.rectangle((x + inset, y + inset, x + THUMB + 2 * FRAME - 1 - inset, y + THUMB + 2 * FRAME - 1 - inset),
@@ -93,6 +114,7 @@ def _draw_cell(sheet, draw, fonts, origin, image_path, label, confidence):
     draw.text((x + THUMB + 2 * FRAME - draw.textlength(score, font=fonts[15]), text_y), score, font=fonts[15], fill=colour)
     name = image_path.name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")  # a non-UTF-8 file name
     draw.text((x, text_y + 20), _fit(draw, name, fonts[12], THUMB + 2 * FRAME), font=fonts[12], fill=MUTED)
+    return thumbnail is not None
 
 
 def _fit(draw, text, font, width):

@@ -5,12 +5,14 @@ The validation photos are held out of Training_Set (--val-split); Test_Set never
 so its accuracy is a fair estimate of how the model does on new photos.
 """
 import csv
+import errno
 import json
 import math
 import os
 import shutil
 import signal
 import time
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -22,12 +24,15 @@ import_tensorflow()  # this module runs a training: TensorFlow it needs, with it
 import keras  # noqa: E402
 from .config import (CHECKPOINT_DIR, DEFAULT_ARCH, MODEL_FILE, REPORTS_DIR, RUNS_DIR, TEST_DIR, TRAIN_DIR, WEIGHTS_FILE,
                      RunConfig, UsageError)
+from .check import quick_check
 from .data import check_layout, image_dataset, labelled_samples, split_off
 from .distribute import global_batch_size, make_strategy, shard, writable_output
 from .model import MODELS
 
 NEEDED_DISK_BYTES = 200 * 2**20  # model, weights, checkpoint and backup of a model under ~10 M parameters
 SETTINGS_FILE = "run.json"       # the RunConfig, in the checkpoint folder: what --resume continues
+# Why a write can fail mid-run: disk full, over quota, folder made read-only, file too big.
+CANNOT_WRITE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
 
 
 @dataclass
@@ -104,7 +109,10 @@ def prepare_output(output_dir, overwrite, resume):
     if existing and not overwrite:
         how = "--resume --overwrite to continue the run and replace it at the end" if resume else "--overwrite to replace it"
         raise UsageError(f"{existing[0]} already exists: pass {how}, or --output DIR to write elsewhere")
-    if (checkpoint / SETTINGS_FILE).exists() and not resume and not overwrite:
+    # An interrupted run is its settings and at least one finished epoch: a run stopped during the photo
+    # scan or its first epoch left nothing to continue, and does not block the next.
+    finished = any(checkpoint.glob("backup-*")) or any(checkpoint.glob("after-*.weights.h5"))
+    if (checkpoint / SETTINGS_FILE).exists() and finished and not resume and not overwrite:
         raise UsageError(f"{checkpoint} holds an interrupted run: pass --resume to continue it, or --overwrite to start over")
     if checkpoint.exists() and not resume:  # a run started over
         shutil.rmtree(checkpoint)
@@ -142,6 +150,37 @@ def best_so_far(log_path):
     return max(scores, default=None)
 
 
+@contextmanager
+def writing(what, output):
+    """A disk that fills up, or an output folder made read-only, during the run: one line naming the
+    folder and the fix (a UsageError: exit code 2, as when prepare_output finds it before training),
+    not a traceback. Nothing is lost: artifacts.save is atomic and the checkpoint stays for --resume."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in CANNOT_WRITE:
+            raise
+        close_hdf5_files_in(output)
+        raise UsageError(f"cannot write {what} in {output} ({os.strerror(error.errno)}); the earlier {MODEL_FILE} and "
+                         f"{WEIGHTS_FILE} are untouched and the finished epochs kept: free some space or make the folder "
+                         "writable, then run the same command again with --resume") from None
+
+
+def close_hdf5_files_in(folder):
+    """Keras leaves open the HDF5 file it failed to write; close it, quietly (each step meets the same
+    full disk), as h5py.File.close does. Else h5py prints tracebacks when it is freed and Python crashes at exit."""
+    import h5py
+
+    folder = os.path.realpath(folder)
+    for file_id in h5py.h5f.get_obj_ids(h5py.h5f.OBJ_ALL, h5py.h5f.OBJ_FILE):
+        if os.path.realpath(os.fsdecode(file_id.name)).startswith(folder + os.sep):
+            for kinds in (h5py.h5f.OBJ_LOCAL | ~h5py.h5f.OBJ_FILE, h5py.h5f.OBJ_LOCAL | h5py.h5f.OBJ_FILE):
+                with suppress(Exception):
+                    file_id._close_open_objects(kinds)
+            with suppress(Exception):
+                file_id.close()
+
+
 def stop_on_sigterm():
     """Treat SIGTERM like Ctrl-C, so `kill` also leaves the checkpoint and the old model intact."""
     def handler(signum, frame):
@@ -171,7 +210,8 @@ def train(config, overwrite=False, resume=False):
     photos = load_photos(config, class_names)
     model = build_model(config, class_names, strategy, batch_size)
     started = time.time()
-    fit_phases(model, config, photos, batch_size, strategy, output)
+    with writing("the checkpoint", output):
+        fit_phases(model, config, photos, batch_size, strategy, output)
     minutes = (time.time() - started) / 60
     scores = model.predict(image_dataset(photos.test, config.image_size, batch_size), verbose=0)  # Test_Set, once
     return save_results(model, config, class_names, photos, scores, minutes, batch_size, output)
@@ -186,6 +226,7 @@ def load_photos(config, class_names):
         print(f"Skipped {skipped + skipped_test} unreadable files ({skipped} in {TRAIN_DIR}, {skipped_test} in {TEST_DIR}).")
     print(f"{TRAIN_DIR}: {len(train_samples)} images for training, {len(val_samples)} held out for validation; "
           f"{TEST_DIR}: {len(test_samples)} images; classes: " + ", ".join(f"{name} ({index})" for index, name in enumerate(class_names)))
+    quick_check(samples, test_samples, class_names, config.image_size)  # leakage, imbalance, tiny photos: a warning line each
     return Photos(train_samples, val_samples, test_samples, skipped, skipped_test)
 
 
@@ -239,6 +280,7 @@ def fit_phases(model, config, photos, batch_size, strategy, output):
 def save_results(model, config, class_names, photos, scores, minutes, batch_size, output):
     """model.h5, weights.h5 and the reports; the checkpoint goes once they are written. Returns the Test_Set accuracy."""
     from .prediction import confusion_matrix
+    from .review import write_review
 
     report_dir, log_path = output / REPORTS_DIR, output / REPORTS_DIR / "training_log.csv"
     confusion = confusion_matrix([sample.label for sample in photos.test], scores.argmax(axis=1), len(class_names))
@@ -246,16 +288,20 @@ def save_results(model, config, class_names, photos, scores, minutes, batch_size
     info = artifacts.ModelInfo(class_names, config.image_size, model=config.arch, test_accuracy=round(accuracy, 4),
                                keras_version=keras.__version__, weights_dtype="float16" if config.float16 else "float32",
                                run=config.to_dict())
-    artifacts.save(model, info, output / MODEL_FILE, output / WEIGHTS_FILE)
+    with writing(f"{MODEL_FILE} and {WEIGHTS_FILE}", output):
+        artifacts.save(model, info, output / MODEL_FILE, output / WEIGHTS_FILE)
     shutil.rmtree(output / CHECKPOINT_DIR, ignore_errors=True)
-    reports.write_all(report_dir, log_path, confusion, class_names, {
+    facts = {
         TRAIN_DIR: f"{len(photos.train)} images for training, {len(photos.validation)} for validation "
                    f"({photos.skipped_train} unreadable skipped)",
         TEST_DIR: f"{len(photos.test)} images ({photos.skipped_test} unreadable skipped)",
         "classes": ", ".join(class_names), "model": f"{config.arch}, {model.count_params():,} parameters",
         "image size": f"{config.image_size}x{config.image_size} px", "batch size": batch_size, "epochs asked": config.epochs,
         "validation share": config.val_split, "learning rate": config.learning_rate, "seed": config.seed,
-        "training time": f"{minutes:.1f} min", "Keras": keras.__version__})
+        "training time": f"{minutes:.1f} min", "Keras": keras.__version__}
+    reports.write_all(report_dir, log_path, confusion, class_names, facts)
+    write_review(report_dir, model, class_names, config.image_size, batch_size, photos.test, scores,  # mistakes, suspects, index.html
+                 photos.train + photos.validation, facts)
     kept = "the best validation epoch" if photos.validation else "the last epoch (nothing held out)"
     print(f"{TEST_DIR} accuracy: {accuracy:.2%} ({kept} kept; training took {minutes:.1f} min)")
     warn_if_chance(log_path, len(class_names), config.arch)

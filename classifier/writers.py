@@ -67,20 +67,62 @@ class Csv:
 
 
 class Sheet:
-    """A contact sheet (sheet.py): every photo with its label, drawn when all are labelled."""
+    """A contact sheet (sheet.py): every photo with its label (and its heatmap, if it has one), drawn
+    when all are labelled. unsure_below: the confidence under which a photo is framed as doubtful."""
 
-    def __init__(self, path):
+    def __init__(self, path, unsure_below=None):
         from .sheet import check_sheet_path
         check_sheet_path(path)
-        self.path, self.rows = path, []
+        self.path, self.rows, self.unsure_below = path, [], unsure_below
 
     def add(self, prediction):
-        self.rows.append(_row(prediction))
+        self.rows.append((*_row(prediction), prediction.heatmap))
 
     def close(self):
         if self.rows:
-            from .sheet import make_sheet
-            print(f"contact sheet of {make_sheet(self.rows, self.path)} images: {self.path}", file=sys.stderr)
+            from .sheet import LOW_CONFIDENCE, make_sheet
+            count = make_sheet(self.rows, self.path, doubt_below=self.unsure_below or LOW_CONFIDENCE)
+            print(f"contact sheet of {count} images: {self.path}", file=sys.stderr)
 
 
-WRITERS = {"lines": Lines, "json": Json, "csv": Csv, "sheet": Sheet}
+class Heatmaps:
+    """FOLDER/<photo's file name>.png for each photo: the photo under its heatmap (heatmap.py).
+    The folder is made (or checked) at once, before any photo is read."""
+
+    def __init__(self, folder):
+        self.folder, self.used, self.count = Path(folder), set(), 0
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            probe = self.folder / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as error:
+            raise UsageError(f"--heatmaps {folder}: cannot write there ({error.strerror or error}); pass a folder that "
+                             "exists or can be made, and is writable")
+
+    def add(self, prediction):
+        from .heatmap import save_overlay
+        from .images import BadImage
+        if prediction.heatmap is None:
+            return
+        name = Path(prediction.path).name
+        target, number = self.folder / f"{name}.png", 1
+        while target.name in self.used:  # two photos of the same name in different folders
+            number += 1
+            target = self.folder / f"{name}-{number}.png"
+        self.used.add(target.name)
+        try:
+            save_overlay(prediction.path, prediction.heatmap, target)
+        except BadImage as error:  # changed or removed since it was labelled
+            print(f"warning: no heatmap for {error}", file=sys.stderr)
+            return
+        except OSError as error:
+            raise UsageError(f"cannot write the heatmap {target} ({error.strerror or error}): free some space or pass another --heatmaps folder")
+        self.count += 1
+
+    def close(self):
+        if self.count:
+            print(f"heatmaps of {self.count} images: {self.folder}", file=sys.stderr)
+
+
+WRITERS = {"lines": Lines, "json": Json, "csv": Csv, "sheet": Sheet, "heatmaps": Heatmaps}

@@ -1,12 +1,16 @@
 """Make the README's pictures from generated images, with the two commands as a user runs them.
 
-    python docs/make_figures.py        # writes docs/contact_sheet.png and docs/learning_curves.png
+    python docs/make_figures.py        # writes docs/contact_sheet.png, learning_curves.png, heatmaps.png, report.png
 
 No photo is involved: Pillow draws cartoon cat faces (pointed ears, whiskers) and dog faces
 (floppy ears, big nose) in the same random fur colours, so the network must learn shapes. A
-short `train_CNN.py --model classic` run on them gives the learning curves, and
-`predict.py --sheet` on a fresh set the contact sheet. About a minute on a laptop CPU.
+short `train_CNN.py --arch classic` run on them gives the learning curves and the run's report
+(reports/index.html, photographed by headless Chromium where /usr/bin/chromium exists; a few
+dog faces are filed under Cats so that its suspects table has something to show), and
+`predict.py --sheet` on a fresh set the contact sheet, with `--heatmaps` the heatmap sheet.
+A few minutes on a laptop CPU.
 """
+import os
 import random
 import shutil
 import subprocess
@@ -71,6 +75,25 @@ def make_folder(root, counts, first_seed=0):
                 cartoon(kind, index).save(target / f"{kind}.{index}.jpg", quality=90)
 
 
+def mislabel(folder, count):
+    """File the first `count` dog faces of Training_Set under Cats, as a careless labeller might."""
+    for index in range(count):
+        shutil.move(Path(folder, "Training_Set", "Dogs", f"dog.{index}.jpg"), Path(folder, "Training_Set", "Cats", f"dog.{index}.jpg"))
+
+
+def screenshot(page, png_path, width=1100, height=2600):
+    """The top of an HTML page as headless Chromium draws it; skipped without Chromium."""
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not os.access(chromium, os.X_OK):
+        print(f"no Chromium here: {png_path} not made (apt-get install chromium)")
+        return
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
+                        "--disable-background-networking", "--disable-component-update", "--hide-scrollbars",
+                        f"--user-data-dir={profile}", f"--window-size={width},{height}", f"--screenshot={png_path}",
+                        Path(page).resolve().as_uri()], check=True, capture_output=True)
+
+
 def run(script, *args):
     print("$ python", script, *map(str, args), flush=True)
     subprocess.run([sys.executable, str(PROJECT / script), *map(str, args)], check=True)
@@ -80,14 +103,18 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         make_folder(work / "data", {"Training_Set": 240, "Test_Set": 60})
-        run("train_CNN.py", "--data", work / "data", "--output", work / "run", "--model", "classic",
+        mislabel(work / "data", 4)
+        run("train_CNN.py", "--data", work / "data", "--output", work / "run", "--arch", "classic",
             "--image-size", 64, "--epochs", 10, "--batch-size", 32)
         shutil.copyfile(work / "run" / "reports" / "learning_curves.png", DOCS / "learning_curves.png")
+        screenshot(work / "run" / "reports" / "index.html", DOCS / "report.png")
 
         make_folder(work / "new", {"Predict": 9}, first_seed=10_000)  # faces the model has never seen
         photos = sorted((work / "new" / "Predict").rglob("*.jpg"), key=lambda path: int(path.stem.split(".")[1]))
         run("predict.py", *photos, "--model", work / "run" / "model.h5", "--weights", work / "run" / "weights.h5",
             "--sheet", DOCS / "contact_sheet.png")
+        run("predict.py", *photos[:6], "--model", work / "run" / "model.h5", "--heatmaps", work / "heatmaps",
+            "--sheet", DOCS / "heatmaps.png")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """Every kind of file a user may have in a photo folder: odd but good ones are read the way the
-model expects them, bad ones are named in one line each, and neither script crashes on them."""
+model expects them (by TensorFlow, or by Pillow inside the same tf.data pipeline), bad ones are
+named in one line each, and neither script crashes on them."""
+import io
 import os
 import shutil
 import struct
-import subprocess
 import sys
 import warnings
 import zlib
@@ -13,10 +14,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from classifier.images import BadImage, check_training_image, find_images, load_image
-from conftest import COLOURS, PROJECT, make_dataset, make_photo, run_script
+from classifier.data import image_dataset, labelled_samples, load_image
+from classifier.images import BadImage, check_images, find_images, needs_pillow
+from conftest import COLOURS, make_dataset, make_photo
 
 ORIENTATION = 0x0112
+LATIN1_NAME = os.fsdecode(b"caf\xe9.jpg")  # a file name that is not UTF-8, from an old camera or a Windows zip
 
 
 def solid(path, colour, size=(40, 30), mode="RGB", **save_options):
@@ -46,6 +49,29 @@ def rotated_photo(path, orientation):
     return path
 
 
+def upright(turn, size):
+    """quadrants() turned as an EXIF-aware viewer shows it, area-shrunk to size x size."""
+    return np.asarray(Image.fromarray(np.ascontiguousarray(turn(quadrants()))).resize((size, size), Image.Resampling.BOX), dtype=int)
+
+
+def four_bit_bmp(path, colour, size=(40, 30)):
+    """A 16-colour BMP (Pillow reads them but cannot write them): every pixel palette entry 0."""
+    width, height = size
+    palette = bytes((colour[2], colour[1], colour[0], 0)) + bytes(4 * 15)  # BGRX entries
+    pixels = bytes((width * 4 + 31) // 32 * 4 * height)  # rows padded to 4 bytes, all index 0
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 4, 0, len(pixels), 2835, 2835, 16, 0)
+    offset = 14 + len(info) + len(palette)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"BM" + struct.pack("<IHHI", offset + len(pixels), 0, 0, offset) + info + palette + pixels)
+    return path
+
+
+def sixteen_bit_grey(path, value=32768, size=(40, 30)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((size[1], size[0]), value, np.uint16)).save(path)
+    return path
+
+
 def bomb_png(path, side=50_000):
     """A 100-byte PNG whose header claims side x side pixels: Pillow must refuse it before decoding."""
     def chunk(kind, data):
@@ -68,7 +94,14 @@ def reads_as(path, colour, size=8, tolerance=6):
     return image
 
 
-# Bad files: one BadImage naming the file and the reason, from both readers.
+def check_one(path, image_size=32):
+    """What the shared photo check (training's pre-scan and predict.py) says of one file: a bool or a BadImage."""
+    [(checked, result)] = list(check_images([path], image_size))
+    assert checked == path
+    return result
+
+
+# Bad files: one BadImage naming the file and the reason, from the check and from the reader.
 
 @pytest.mark.parametrize("make, reason", [
     (lambda path: path.write_bytes(b""), "empty file (0 bytes)"),
@@ -79,12 +112,13 @@ def reads_as(path, colour, size=8, tolerance=6):
 def test_bad_files_are_one_bad_image_naming_the_file(tmp_path, make, reason):
     path = tmp_path / "photo.jpg"
     make(path)
-    for read in (check_training_image, lambda path: load_image(path, 32)):
+    for read in (lambda path: needs_pillow(path, 32), lambda path: load_image(path, 32)):
         with pytest.raises(BadImage) as caught:
             read(path)
         message = str(caught.value)
         assert message.startswith(f"{path}: ") and reason in message and "\n" not in message
         assert message.count(str(path)) == 1  # Pillow's own text repeats the path; ours names it once
+    assert isinstance(check_one(path), BadImage) and reason in check_one(path).reason
 
 
 def test_an_unreadable_file_says_so(tmp_path, monkeypatch):
@@ -99,17 +133,10 @@ def test_an_unreadable_file_says_so(tmp_path, monkeypatch):
         load_image(path, 8)
 
 
-def test_a_format_tensorflow_cannot_decode_is_refused_for_training_only(tmp_path):
-    path = solid(tmp_path / "photo.jpg", (200, 100, 50), format="WEBP", lossless=True)  # a WebP named .jpg
-    with pytest.raises(BadImage, match=r"WEBP data in a \.jpg file; save it as JPEG or PNG"):
-        check_training_image(path)
-    reads_as(path, (200, 100, 50))
-
-
 def test_decompression_bomb_is_refused_before_decoding(tmp_path):
     bomb = bomb_png(tmp_path / "bomb.png")
     assert bomb.stat().st_size < 200
-    for read in (check_training_image, lambda path: load_image(path, 32)):
+    for read in (lambda path: needs_pillow(path, 32), lambda path: load_image(path, 32)):
         with pytest.raises(BadImage, match="decompression bomb"):
             read(bomb)
 
@@ -121,22 +148,57 @@ def test_images_over_pillows_pixel_limit_are_refused(tmp_path, monkeypatch):
         load_image(path, 8)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # over twice the limit: Pillow raises
     with pytest.raises(BadImage, match="decompression bomb"):
-        check_training_image(path)
+        needs_pillow(path, 8)
 
 
-def test_a_very_large_photo_is_read(tmp_path):
+def test_check_images_keeps_the_order_and_reports_each_file(tmp_path):
+    paths = [solid(tmp_path / "plain.png", (1, 2, 3)), tmp_path / "empty.jpg", rotated_photo(tmp_path / "turned.jpg", 6),
+             tmp_path / "gone.jpg"]
+    paths[1].write_bytes(b"")
+    results = list(check_images(paths, 32))
+    assert [path for path, _ in results] == paths
+    assert results[0][1] is False and results[2][1] is True
+    assert "empty file" in results[1][1].reason and "file not found" in results[3][1].reason
+
+
+# Files TensorFlow cannot decode as they are: decoded by Pillow, in the same pipeline.
+
+def test_a_format_tensorflow_cannot_decode_is_read_with_pillow(tmp_path):
+    path = solid(tmp_path / "photo.jpg", (200, 100, 50), format="WEBP", lossless=True)  # a WebP named .jpg
+    assert needs_pillow(path, 32) is True
+    reads_as(path, (200, 100, 50))
+
+
+def test_a_very_large_jpeg_is_decoded_shrunk(tmp_path):
     path = solid(tmp_path / "huge.jpg", (40, 160, 220), size=(8000, 6000), quality=90)  # 48 megapixels
-    assert check_training_image(path) is False
+    assert needs_pillow(path, 96) is True  # Pillow decodes it at 1/8 size: far cheaper than TensorFlow's full decode
     reads_as(path, (40, 160, 220), size=96)
+    small = solid(tmp_path / "small.jpg", (40, 160, 220), size=(120, 90), quality=90)
+    assert needs_pillow(small, 96) is False  # nothing to gain: TensorFlow reads it
 
 
-def test_one_bit_bmp_is_refused_for_training_but_read_for_prediction(tmp_path):
-    # TensorFlow's BMP decoder reads only 24/32-bit colour; a 1-bit BMP would stop training mid-epoch.
-    path = solid(tmp_path / "mono.bmp", (255, 255, 255), mode="1")
-    with pytest.raises(BadImage, match="1-bit BMP"):
-        check_training_image(path)
-    reads_as(path, (255, 255, 255))
-    assert check_training_image(solid(tmp_path / "colour.bmp", (10, 200, 30))) is False
+@pytest.mark.parametrize("mode", ["1", "P", "L"])
+def test_one_and_eight_bit_bmps_are_read_with_pillow(tmp_path, mode):
+    # TensorFlow's BMP decoder reads only 24/32-bit colour; these would stop an epoch with an error.
+    colour = (255, 255, 255) if mode == "1" else (204, 102, 51) if mode == "P" else (100, 100, 100)
+    path = solid(tmp_path / "odd.bmp", colour, mode=mode)
+    assert needs_pillow(path, 32) is True
+    reads_as(path, colour)
+
+
+def test_four_bit_bmp_is_read_with_pillow(tmp_path):
+    path = four_bit_bmp(tmp_path / "sixteen.bmp", (200, 100, 50))
+    with Image.open(path) as image:
+        assert image.mode == "P"  # a real 4-bit BMP, as Pillow sees it
+    assert needs_pillow(path, 32) is True
+    reads_as(path, (200, 100, 50), tolerance=0)
+
+
+def test_colour_bmps_are_read_with_tensorflow(tmp_path):
+    for mode in ("RGB", "RGBA"):
+        path = solid(tmp_path / f"{mode}.bmp", (10, 200, 30), mode=mode)
+        assert needs_pillow(path, 32) is False
+        reads_as(path, (10, 200, 30), size=32, tolerance=0)
 
 
 # Odd but good files: read as RGB, image_size x image_size, uint8, in the right colours.
@@ -155,8 +217,9 @@ def test_odd_modes_are_read_in_their_colours(tmp_path, mode, options, colour):
     path = solid(tmp_path / f"photo.{options['format'].lower()}", colour, mode=mode, **options)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a warning would be a stray line in predict.py's output
-        reads_as(path, colour)
-        assert check_training_image(path) is False  # TensorFlow decodes it too (CMYK included)
+        assert needs_pillow(path, 32) is False  # TensorFlow decodes it as it is (CMYK included)...
+        reads_as(path, colour, size=32)
+        reads_as(path, colour, size=8)  # ...and Pillow where it is shrunk while decoding (JPEGs): same colours
 
 
 def test_palette_png_with_transparency_bytes_gives_no_warning(tmp_path):
@@ -172,9 +235,9 @@ def test_sixteen_bit_png_is_scaled_to_eight_bits_not_clipped(tmp_path):
     Image.fromarray(values).save(path)
     with Image.open(path) as image:
         assert image.mode == "I;16"
+    assert needs_pillow(path, 3) is True
     image = load_image(path, 3)  # one pixel per band of grey
     np.testing.assert_allclose(image[1, :, 0], [0, 128, 255], atol=1)
-    assert check_training_image(path) is False
 
 
 def test_multi_picture_jpeg_from_a_camera_is_accepted(tmp_path):
@@ -183,8 +246,8 @@ def test_multi_picture_jpeg_from_a_camera_is_accepted(tmp_path):
     first.save(path, format="MPO", save_all=True, append_images=[second], quality=95)
     with Image.open(path) as image:
         assert image.format == "MPO"
-    assert check_training_image(path) is False
-    reads_as(path, (200, 100, 50))
+    assert needs_pillow(path, 32) is False
+    reads_as(path, (200, 100, 50), size=32)
 
 
 @pytest.mark.parametrize("orientation, turn", [
@@ -195,13 +258,11 @@ def test_multi_picture_jpeg_from_a_camera_is_accepted(tmp_path):
 ])
 def test_exif_rotated_photo_is_read_upright(tmp_path, orientation, turn):
     path = rotated_photo(tmp_path / "portrait.jpg", orientation)
-    upright = Image.fromarray(np.ascontiguousarray(turn(quadrants())))
-    expected = np.asarray(upright.resize((8, 8), Image.Resampling.BOX), dtype=int)
     as_stored = np.asarray(Image.fromarray(quadrants()).resize((8, 8), Image.Resampling.BOX), dtype=int)
     got = load_image(path, 8).astype(int)
-    assert np.abs(got - expected).max() <= 12
+    assert np.abs(got - upright(turn, 8)).max() <= 12
     assert np.abs(got - as_stored).max() > 100  # the test tells the two apart
-    assert check_training_image(path) is True  # training must be given an upright copy
+    assert needs_pillow(path, 32) is True  # TensorFlow ignores EXIF: Pillow turns it
 
 
 def test_a_photo_with_a_damaged_exif_block_is_read_without_a_warning(tmp_path):
@@ -210,8 +271,8 @@ def test_a_photo_with_a_damaged_exif_block_is_read_without_a_warning(tmp_path):
     Image.new("RGB", (40, 30), (200, 100, 50)).save(path, exif=damaged, quality=95)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        reads_as(path, (200, 100, 50))
-        assert check_training_image(path) is False
+        reads_as(path, (200, 100, 50), size=32)
+        assert needs_pillow(path, 32) is False
     assert [str(warning.message) for warning in caught] == []  # Pillow's "Corrupt EXIF data" would be a stray line
 
 
@@ -240,13 +301,11 @@ def test_a_folder_with_no_images_yields_nothing(tmp_path):
 
 
 def test_awkward_file_names_are_found_and_read(tmp_path):
-    names = ["with spaces.jpg", "chat é 猫.jpg", "-starts-with-dash.jpg", "--help.jpg", "x" * 200 + ".jpg"]
+    names = ["with spaces.jpg", "chat é 猫.jpg", "-starts-with-dash.jpg", "--help.jpg", "x" * 200 + ".jpg", LATIN1_NAME]
     for name in names:
         make_photo(tmp_path / name, COLOURS["Cats"])
-    not_utf8 = os.fsdecode(b"caf\xe9.jpg")  # a Latin-1 name from an old camera or a Windows zip
-    make_photo(tmp_path / not_utf8, COLOURS["Cats"])
     images, _ = find_images([tmp_path])
-    assert sorted(path.name for path in images) == sorted(names + [not_utf8])
+    assert sorted(path.name for path in images) == sorted(names)
     for path in images:
         assert load_image(path, 8).shape == (8, 8, 3)
 
@@ -262,39 +321,66 @@ def test_symlinks_dangling_links_and_loops(tmp_path):
     images, _ = find_images([photos])
     assert sorted(path.name for path in images) == ["dangling.jpg", "link.jpg", "real.jpg"]  # each once, no endless walk
     assert load_image(photos / "link.jpg", 8).shape == (8, 8, 3)
-    for read in (check_training_image, lambda path: load_image(path, 8)):
+    for read in (lambda path: needs_pillow(path, 8), lambda path: load_image(path, 8)):
         with pytest.raises(BadImage, match="broken link"):
             read(photos / "dangling.jpg")
 
 
-# Training sees each photo the way predict.py does.
+# Training sees each photo the way predict.py does: one reader, TensorFlow or Pillow inside tf.data.
 
-def test_training_pipeline_reads_every_good_kind_as_prediction_does(tmp_path, capsys):
-    from classifier.data import image_dataset
-
+def test_training_pipeline_reads_every_kind_as_prediction_does(tmp_path, capsys):
     split = tmp_path / "Training_Set"
-    cats = [
-        rotated_photo(split / "Cats" / "a_portrait.jpg", 6),
-        solid(split / "Cats" / "b_cmyk.jpg", (200, 100, 50), mode="CMYK", quality=95),
-        solid(split / "Cats" / "c_palette.png", (204, 102, 51), mode="P"),
-        solid(split / "Cats" / "d_alpha.png", (204, 102, 51), mode="RGBA"),
-        solid(split / "Cats" / "e_grey.png", (100, 100, 100), mode="L"),
-        split / "Cats" / "f_deep.png",
-    ]
-    Image.fromarray(np.full((30, 40), 32768, np.uint16)).save(cats[-1])
-    dogs = [solid(split / "Dogs" / "a.jpg", COLOURS["Dogs"]), solid(split / "Dogs" / os.fsdecode(b"caf\xe9.jpg"), COLOURS["Dogs"])]
-    (split / "Dogs" / "._a.jpg").write_bytes(b"\0\5\26\7\0\2\0\0Mac OS X")  # macOS metadata, not a photo
+    cats = split / "Cats"
+    expected = {  # file -> (colour, or None for a picture checked below, and whether Pillow must decode it)
+        rotated_photo(cats / "a_portrait.jpg", 6): (None, True),
+        solid(cats / "b_cmyk.jpg", (200, 100, 50), mode="CMYK", quality=95): ((200, 100, 50), False),
+        solid(cats / "c_palette.png", (204, 102, 51), mode="P"): ((204, 102, 51), False),
+        solid(cats / "d_alpha.png", (204, 102, 51), mode="RGBA"): ((204, 102, 51), False),
+        solid(cats / "e_grey.png", (100, 100, 100), mode="L"): ((100, 100, 100), False),
+        sixteen_bit_grey(cats / "f_deep.png"): ((128, 128, 128), True),  # 16-bit grey scaled, not clipped to 255
+        solid(cats / "g_mono.bmp", (255, 255, 255), mode="1"): ((255, 255, 255), True),
+        four_bit_bmp(cats / "h_sixteen.bmp", (200, 100, 50)): ((200, 100, 50), True),
+        solid(cats / "i_palette.bmp", (204, 102, 51), mode="P"): ((204, 102, 51), True),
+        solid(cats / "j_webp.jpg", (200, 100, 50), format="WEBP", lossless=True): ((200, 100, 50), True),
+        solid(cats / "k_big.jpg", (40, 160, 220), size=(800, 600), quality=90): ((40, 160, 220), True),  # drafted
+        solid(cats / "l_small_cmyk.jpg", (200, 100, 50), size=(12, 12), mode="CMYK", quality=95): ((200, 100, 50), False),
+    }
+    dogs = [solid(split / "Dogs" / "a.jpg", COLOURS["Dogs"]), solid(split / "Dogs" / LATIN1_NAME, COLOURS["Dogs"])]
+    (split / "Dogs" / "._a.jpg").write_bytes(b"\0\5\26\7\0\2\0\0Mac OS X")  # macOS metadata, not a photo: ignored
     (split / "Dogs" / "empty.jpg").write_bytes(b"")
 
-    dataset, count, bad = image_dataset(split, ["Cats", "Dogs"], 16, batch_size=64)
-    images, labels = next(iter(dataset))
-    assert (count, bad) == (8, 1) and images.shape == (8, 16, 16, 3)
-    assert labels.numpy().reshape(-1).tolist() == [0] * 6 + [1] * 2
-    assert "empty.jpg" in capsys.readouterr().err
-    for path, image in zip(cats + sorted(dogs), images.numpy()):
-        difference = np.abs(image - load_image(path, 16).astype(float)).mean()
-        assert difference < 4, (path.name, difference)
-    assert images.numpy()[5].mean() == pytest.approx(128, abs=1)  # 16-bit grey scaled, not clipped to 255
+    samples, bad = labelled_samples(split, ["Cats", "Dogs"], 16)
+    assert bad == 1 and f"warning: skipping {split / 'Dogs' / 'empty.jpg'}: empty file" in capsys.readouterr().err
+    assert [sample.path for sample in samples] == sorted(expected) + sorted(dogs)
+    assert [sample.label for sample in samples] == [0] * len(expected) + [1] * len(dogs)
+    assert [sample.pillow for sample in samples[:len(expected)]] == [expected[path][1] for path in sorted(expected)]
+
+    images, labels = next(iter(image_dataset(samples, 16, batch_size=64)))
+    images = images.numpy()
+    assert images.shape == (len(samples), 16, 16, 3) and labels.numpy().tolist() == [sample.label for sample in samples]
+    for sample, image in zip(samples, images):
+        assert np.abs(image - load_image(sample.path, 16)).max() <= 1, sample.path.name  # what predict.py sees
+        colour = expected.get(sample.path, (COLOURS["Dogs"], False))[0]
+        if colour is not None:
+            assert np.abs(image.mean(axis=(0, 1)) - colour).max() <= 6, (sample.path.name, image.mean(axis=(0, 1)))
+    assert np.abs(images[0] - upright(lambda pixels: np.rot90(pixels, -1), 16)).max() <= 12  # the portrait, upright
+
+
+def test_predict_files_reads_photos_as_training_does(tmp_path, trained):
+    """predict.py's labels come from the same pixels: predict_files' probabilities are the model's on image_dataset."""
+    from classifier.data import Sample
+    from classifier.prediction import load_classifier, predict_files, probabilities
+
+    output, _ = trained
+    model, info = load_classifier(output / "model.h5")
+    paths = [rotated_photo(tmp_path / "portrait.jpg", 6), sixteen_bit_grey(tmp_path / "deep.png"),
+             four_bit_bmp(tmp_path / "sixteen.bmp", COLOURS["Cats"]), make_photo(tmp_path / "plain.jpg", COLOURS["Dogs"])]
+    predictions = list(predict_files(model, info, paths, batch_size=3))
+    samples = [Sample(path, 0, pillow) for path, pillow in check_images(paths, info.image_size)]
+    images, _ = next(iter(image_dataset(samples, info.image_size, batch_size=8)))
+    expected = probabilities(model.predict_on_batch(images))
+    assert [prediction.path for prediction in predictions] == paths
+    np.testing.assert_allclose(np.stack([prediction.probabilities for prediction in predictions]), expected, atol=1e-5)
 
 
 # The scripts, on folders mixing every case.
@@ -309,10 +395,11 @@ def mixed_folder(folder):
         "grey.jpg": solid(folder / "grey.jpg", (90, 90, 90), mode="L"),
         "cmyk.jpg": solid(folder / "cmyk.jpg", (200, 100, 50), mode="CMYK"),
         "portrait.jpg": rotated_photo(folder / "portrait.jpg", 6),
-        os.fsdecode(b"caf\xe9.jpg"): make_photo(folder / os.fsdecode(b"caf\xe9.jpg"), COLOURS["Cats"]),
+        "deep.png": sixteen_bit_grey(folder / "deep.png"),
+        "mono.bmp": solid(folder / "mono.bmp", (255, 255, 255), mode="1"),
+        "sixteen.bmp": four_bit_bmp(folder / "sixteen.bmp", (200, 100, 50)),
+        "webp.jpg": solid(folder / "webp.jpg", (200, 100, 50), format="WEBP"),
     }
-    Image.fromarray(np.full((30, 40), 32768, np.uint16)).save(folder / "deep.png")
-    good["deep.png"] = folder / "deep.png"
     bad = {"empty.jpg", "cut.jpg", "text.jpg", "bomb.png", "dangling.jpg"}
     (folder / "empty.jpg").write_bytes(b"")
     truncated_jpeg(folder / "cut.jpg")
@@ -325,83 +412,100 @@ def mixed_folder(folder):
     return good, bad
 
 
-def test_predict_labels_the_good_files_names_each_bad_one_and_exits_1(tmp_path, trained):
+def test_predict_labels_the_good_files_names_each_bad_one_and_exits_1(tmp_path, trained, run):
     output, _ = trained
     good, bad = mixed_folder(tmp_path / "photos")
-    # PYTHONIOENCODING=utf-8 makes stdout strict, as in a UTF-8 terminal: a Latin-1 name must not crash it.
-    result = subprocess.run([sys.executable, PROJECT / "predict.py", tmp_path / "photos", "--model", output / "model.h5",
-                             "--weights", output / "weights.h5", "--csv", tmp_path / "labels.csv"],
-                            capture_output=True, text=True, errors="surrogateescape",
-                            env=dict(os.environ, PYTHONIOENCODING="utf-8"))
+    result = run("predict.py", tmp_path / "photos", "--model", output / "model.h5", "--csv", tmp_path / "labels.csv")
     assert result.returncode == 1, result.stderr
     labelled = [Path(line.split("\t")[0]).name for line in result.stdout.splitlines()]
     assert sorted(labelled) == sorted(good), result.stdout
-    errors = result.stderr.splitlines()
-    assert len(errors) == len(bad) + 1 and "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if not line.startswith("Model: ")]
+    assert len(errors) == len(bad) + 1, result.stderr
     for name in bad:
         assert sum(line.startswith("error: ") and name in line for line in errors) == 1, (name, errors)
     assert errors[-1] == f"{len(good)} images labelled, {len(bad)} could not be read"
     for ignored in ("notes.txt", ".DS_Store", "Thumbs.db", "._plain.jpg"):
         assert ignored not in result.stderr
-    assert (tmp_path / "labels.csv").read_bytes().count(b"\n") == len(good) + 1
+    assert (tmp_path / "labels.csv").read_text().count("\n") == len(good) + 1
 
 
-def test_predict_takes_a_file_whose_name_starts_with_a_dash(tmp_path, trained):
+def test_a_file_name_that_is_not_utf8_is_printed_as_its_bytes(tmp_path, trained, monkeypatch):
+    import predict
+
+    output, _ = trained
+    photo = make_photo(tmp_path / LATIN1_NAME, COLOURS["Cats"])
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")  # strict, as stdout in a UTF-8 terminal
+    monkeypatch.setattr(sys, "stdout", stdout)
+    code = predict.main([str(photo), "--model", str(output / "model.h5"), "--csv", str(tmp_path / "labels.csv")])
+    stdout.flush()
+    assert code == 0
+    assert stdout.buffer.getvalue().startswith(os.fsencode(photo) + b"\t")  # as ls prints it
+    assert os.fsencode(photo) in (tmp_path / "labels.csv").read_bytes()
+
+
+def test_predict_takes_a_file_whose_name_starts_with_a_dash(tmp_path, trained, run, monkeypatch):
     output, _ = trained
     make_photo(tmp_path / "-photo.jpg", COLOURS["Dogs"])
-    result = run_script("predict.py", "--model", output / "model.h5", "--weights", output / "weights.h5", "--", "-photo.jpg",
-                        cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    result = run("predict.py", "--model", output / "model.h5", "--", "-photo.jpg")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("-photo.jpg\t")
 
 
-def test_train_skips_each_bad_file_with_one_warning_and_counts_them(tmp_path):
+def test_train_skips_each_bad_file_with_one_warning_and_counts_them(tmp_path, run):
     data = make_dataset(tmp_path / "data", train_per_class=3, test_per_class=2)
     good, bad = mixed_folder(data / "Training_Set" / "Cats")
-    result = run_script("train_CNN.py", "--data", data, "--output", tmp_path / "out", "--epochs", 1,
-                        "--image-size", 32, "--model", "logistic")
+    result = run("train_CNN.py", "--data", data, "--output", tmp_path / "out", "--epochs", 1, "--image-size", 32, "--arch", "logistic")
     assert result.returncode == 0, result.stderr
     skipped = [line for line in result.stderr.splitlines() if line.startswith("warning: skipping")]
     assert len(skipped) == len(bad), result.stderr
     for name in bad:
         assert sum(name in line for line in skipped) == 1, (name, skipped)
-    assert "Traceback" not in result.stderr
     assert f"Skipped {len(bad)} unreadable files ({len(bad)} in Training_Set, 0 in Test_Set)." in result.stdout
-    assert f"Training_Set: {3 + len(good) + 3} images, Test_Set: 4 images" in result.stdout
+    [counts] = [line for line in result.stdout.splitlines() if line.startswith("Training_Set: ")]
+    for_training, held_out = (int(counts.split()[index]) for index in (1, 5))
+    assert for_training + held_out == 3 + len(good) + 3 and held_out >= 2  # every good photo, each class validated
+    assert "Test_Set: 4 images" in counts
     assert (tmp_path / "out" / "model.h5").is_file()
 
 
 # Folder layouts train_CNN.py refuses before training (tests/test_train_cli.py has the others).
 
-def refused_layout(tmp_path, arrange):
+def refused_layout(tmp_path, run, arrange):
     data = make_dataset(tmp_path / "data", train_per_class=2, test_per_class=1)
     arrange(data)
-    result = run_script("train_CNN.py", "--data", data, "--output", tmp_path / "out", "--epochs", 1, "--image-size", 32)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
+    result = run("train_CNN.py", "--data", data, "--output", tmp_path / "out", "--epochs", 1, "--image-size", 32, "--arch", "logistic")
+    assert result.returncode == 2, result.stderr
     assert not (tmp_path / "out" / "model.h5").exists()
     return result.stderr.splitlines()
 
 
-def test_missing_training_set(tmp_path):
-    lines = refused_layout(tmp_path, lambda data: shutil.rmtree(data / "Training_Set"))
+def test_missing_training_set(tmp_path, run):
+    lines = refused_layout(tmp_path, run, lambda data: shutil.rmtree(data / "Training_Set"))
     assert lines == [f"error: {tmp_path / 'data' / 'Training_Set'} not found: --data must hold Training_Set/ and Test_Set/, "
                      "each with one folder per class"]
 
 
-def test_data_folder_missing(tmp_path):
-    result = run_script("train_CNN.py", "--data", tmp_path / "nowhere", "--output", tmp_path / "out")
+def test_data_folder_missing(tmp_path, run):
+    result = run("train_CNN.py", "--data", tmp_path / "nowhere", "--output", tmp_path / "out")
     assert result.returncode == 2 and result.stderr.startswith(f"error: {tmp_path / 'nowhere' / 'Training_Set'} not found")
 
 
-def test_a_class_folder_missing_from_one_set(tmp_path):
-    lines = refused_layout(tmp_path, lambda data: shutil.rmtree(data / "Test_Set" / "Dogs"))
-    assert len(lines) == 1 and "Test_Set must hold exactly 2 class folders (found 1: Cats)" in lines[0]
+def test_a_class_folder_missing_from_one_set(tmp_path, run):
+    lines = refused_layout(tmp_path, run, lambda data: shutil.rmtree(data / "Test_Set" / "Dogs"))
+    assert len(lines) == 1 and "Test_Set must hold a folder per class, at least 2 (found 1: Cats)" in lines[0]
 
 
-def test_a_class_folder_of_only_broken_files(tmp_path):
+def test_the_sets_name_different_classes(tmp_path, run):
+    lines = refused_layout(tmp_path, run, lambda data: make_photo(data / "Training_Set" / "Birds" / "bird.jpg", (0, 200, 0)))
+    assert len(lines) == 1 and lines[0].startswith("error: the class folders differ: ")
+    assert "has Birds, Cats, Dogs but" in lines[0] and "has Cats, Dogs;" in lines[0]
+
+
+def test_a_class_folder_of_only_broken_files(tmp_path, run):
     def break_dogs(data):
         for path in (data / "Test_Set" / "Dogs").iterdir():
             path.write_bytes(b"")
-    lines = refused_layout(tmp_path, break_dogs)
+    lines = refused_layout(tmp_path, run, break_dogs)
     assert lines[:-1] == [f"warning: skipping {tmp_path / 'data' / 'Test_Set' / 'Dogs' / 'dogs.0.jpg'}: empty file (0 bytes)"]
     assert lines[-1] == f"error: {tmp_path / 'data' / 'Test_Set' / 'Dogs'} has no readable images: put .jpg or .png photos of Dogs there"

@@ -1,6 +1,7 @@
 """Faults during training: Ctrl-C and kill mid-epoch, a full disk, an unwritable --output, a crash
 while saving. No trained model is ever lost, and an interrupted run resumes where it stopped."""
 import csv
+import json
 import os
 import shutil
 import signal
@@ -13,8 +14,8 @@ import h5py
 import pytest
 
 from classifier import artifacts, training
-from classifier.config import EXIT_INTERRUPTED, EXIT_USAGE, UsageError
-from conftest import PROJECT, make_dataset, run_script
+from classifier.config import EXIT_INTERRUPTED, EXIT_USAGE, RunConfig, UsageError
+from conftest import PROJECT, make_dataset
 
 PREVIOUS = {"model.h5": b"the model of an earlier run", "weights.h5": b"the weights of an earlier run"}
 
@@ -25,14 +26,18 @@ def slow_dataset(tmp_path_factory):
     return make_dataset(tmp_path_factory.mktemp("slow"), train_per_class=100, test_per_class=4)
 
 
+def train_args(data, output, *extra):
+    """A small from-scratch run of 3 epochs: one training phase, so one backup folder."""
+    return ["--data", data, "--output", output, "--arch", "cnn", "--epochs", "3", "--image-size", "32", "--batch-size", "4", *extra]
+
+
 def train(data, output, *extra, stop_with=None):
-    """Run train_CNN.py for 3 epochs; with stop_with, send that signal as soon as epoch 2 starts.
+    """Run train_CNN.py for 3 epochs in a fresh Python; with stop_with, send that signal as soon as epoch 2 starts.
 
     Returns (exit code, stdout and stderr together).
     """
     process = subprocess.Popen(
-        [sys.executable, PROJECT / "train_CNN.py", "--data", data, "--output", output, "--epochs", "3",
-         "--image-size", "32", "--batch-size", "4", *extra],
+        [sys.executable, PROJECT / "train_CNN.py", *train_args(data, output, *extra)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
     watchdog = threading.Timer(600, process.kill)  # a hung run fails the test instead of hanging it
     watchdog.start()
@@ -48,6 +53,12 @@ def train(data, output, *extra, stop_with=None):
     finally:
         watchdog.cancel()
     return process.returncode, "".join(lines)
+
+
+def train_in_process(run, data, output, *extra):
+    """train_CNN.main(argv) in this process, for the runs no signal is sent to: (exit code, stdout and stderr)."""
+    result = run("train_CNN.py", *train_args(data, output, *extra))
+    return result.returncode, result.stdout + result.stderr
 
 
 def logged_epochs(output):
@@ -66,30 +77,30 @@ def assert_stopped_cleanly(code, log, output):
     assert code == EXIT_INTERRUPTED, log
     assert "Traceback" not in log and log.count("Interrupted") == 1, log
     message = next(line for line in log.splitlines() if "Interrupted" in line)
-    assert "untouched" in message and "--resume" in message
+    assert "no model file was changed" in message and "--resume" in message
     for name, data in PREVIOUS.items():
         assert (output / name).read_bytes() == data  # byte-identical
-    assert (output / "checkpoint" / "backup").is_dir()  # the epochs so far are kept
+    assert (output / "checkpoint" / "backup-train").is_dir()  # the epochs so far are kept
     assert (output / "checkpoint" / "best.weights.h5").is_file()
     finished = logged_epochs(output)
-    assert finished and finished == list(range(len(finished))) and len(finished) < 3
+    assert finished and finished == list(range(1, len(finished) + 1)) and len(finished) < 3  # counted from 1
     return len(finished)
 
 
-def test_ctrl_c_keeps_the_old_model_and_resume_continues_after_the_last_finished_epoch(slow_dataset, tmp_path):
+def test_ctrl_c_keeps_the_old_model_and_resume_continues_after_the_last_finished_epoch(slow_dataset, tmp_path, run):
     output = with_previous_model(tmp_path / "out")
     code, log = train(slow_dataset, output, "--overwrite", stop_with=signal.SIGINT)
     finished = assert_stopped_cleanly(code, log, output)
 
-    code, log = train(slow_dataset, output, "--resume")  # the old model is still there: resuming must not clobber it unasked
+    code, log = train_in_process(run, slow_dataset, output, "--resume")  # the old model is still there: resuming must not clobber it unasked
     assert code == EXIT_USAGE and "--resume --overwrite" in log
     assert (output / "model.h5").read_bytes() == PREVIOUS["model.h5"]
 
-    code, log = train(slow_dataset, output, "--resume", "--overwrite")
+    code, log = train_in_process(run, slow_dataset, output, "--resume", "--overwrite")
     assert code == 0, log
     epochs_run = [line.split()[1] for line in log.splitlines() if line.startswith("Epoch ")]
     assert epochs_run == [f"{epoch}/3" for epoch in range(finished + 1, 4)]  # starts after the last finished epoch
-    assert logged_epochs(output) == [0, 1, 2]  # one row per epoch across both runs
+    assert logged_epochs(output) == [1, 2, 3]  # one row per epoch across both runs
     with h5py.File(output / "model.h5") as file:
         assert "model_weights" in file
     artifacts.load(output / "model.h5", output / "weights.h5")
@@ -104,11 +115,11 @@ def test_kill_keeps_the_old_model_and_the_checkpoint(slow_dataset, tmp_path):
 
 # Problems found before training starts.
 
-def test_output_whose_parent_is_a_file_is_refused_before_training(tmp_path):
+def test_output_whose_parent_is_a_file_is_refused_before_training(tmp_path, run):
     data = make_dataset(tmp_path / "data", train_per_class=2, test_per_class=1)
     (tmp_path / "a-file").write_text("not a folder")
     for output in (tmp_path / "a-file" / "out", tmp_path / "a-file"):
-        result = run_script("train_CNN.py", "--data", data, "--output", output, "--epochs", 1, "--image-size", 32)
+        result = run("train_CNN.py", "--data", data, "--output", output, "--arch", "logistic", "--epochs", 1, "--image-size", 32)
         assert result.returncode == EXIT_USAGE and "Epoch" not in result.stdout
         assert result.stderr.startswith(f"error: cannot write to {output} (Not a directory)") and result.stderr.count("\n") == 1, result.stderr
         assert "--output DIR" in result.stderr
@@ -122,24 +133,33 @@ def test_a_full_disk_is_found_before_training_and_leaves_nothing_in_the_way(tmp_
     assert training.prepare_output(tmp_path, overwrite=False, resume=False) == tmp_path
 
 
+def interrupted_run(output, finished_epoch=True):
+    """What a run stopped by Ctrl-C leaves in its checkpoint: its settings, and the backup of its finished epochs."""
+    (output / "checkpoint").mkdir(parents=True)
+    (output / "checkpoint" / training.SETTINGS_FILE).write_text(json.dumps(RunConfig(output=str(output)).to_dict()))
+    if finished_epoch:
+        (output / "checkpoint" / "backup-train").mkdir()
+
+
 def test_a_run_stopped_before_its_first_epoch_ended_does_not_block_the_next(tmp_path):
-    (tmp_path / "checkpoint").mkdir()  # what a Ctrl-C during the photo scan leaves
+    interrupted_run(tmp_path, finished_epoch=False)  # what a Ctrl-C during the photo scan leaves
     (tmp_path / "checkpoint" / "best.weights.h5").write_bytes(b"stale")
     training.prepare_output(tmp_path, overwrite=False, resume=False)
     assert list((tmp_path / "checkpoint").iterdir()) == []
     with pytest.raises(UsageError, match="nothing to resume"):
-        training.prepare_output(tmp_path, overwrite=False, resume=True)
+        training.resume_settings(tmp_path, {})
 
 
 def test_an_interrupted_run_is_neither_clobbered_nor_resumed_unasked(tmp_path):
-    (tmp_path / "checkpoint" / "backup").mkdir(parents=True)
+    interrupted_run(tmp_path)
     with pytest.raises(UsageError, match="holds an interrupted run: pass --resume to continue it, or --overwrite"):
         training.prepare_output(tmp_path, overwrite=False, resume=False)
     (tmp_path / "model.h5").write_bytes(b"old")
     with pytest.raises(UsageError, match="pass --resume --overwrite"):
         training.prepare_output(tmp_path, overwrite=False, resume=True)
     training.prepare_output(tmp_path, overwrite=True, resume=True)
-    assert (tmp_path / "checkpoint" / "backup").is_dir() and (tmp_path / "model.h5").read_bytes() == b"old"
+    assert (tmp_path / "checkpoint" / "backup-train").is_dir() and (tmp_path / "model.h5").read_bytes() == b"old"
+    assert training.resume_settings(tmp_path, {}).output == str(tmp_path)  # its settings, for --resume
 
 
 # Saving is atomic.
@@ -170,7 +190,7 @@ def test_a_save_stopped_halfway_keeps_the_old_pair(tmp_path, monkeypatch):
         raise KeyboardInterrupt  # Ctrl-C after model.h5 is written, while weights.h5 is
     monkeypatch.setattr(artifacts, "_copy_weights", stopped)
     with pytest.raises(KeyboardInterrupt):
-        artifacts.save(make_model("logistic", 32), {"class_names": ["a", "b"], "image_size": 32},
+        artifacts.save(make_model("logistic", 32, 2), artifacts.ModelInfo(["a", "b"], 32),
                        tmp_path / "model.h5", tmp_path / "weights.h5")
     for name, data in PREVIOUS.items():  # never a new model.h5 beside the old weights.h5
         assert (tmp_path / name).read_bytes() == data

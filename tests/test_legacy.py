@@ -3,7 +3,8 @@
 The files are written here with h5py in the Keras 2 layout (attributes keras_version "2.1.4",
 backend, model_config JSON; a model_weights group whose layer groups list weight_names such as
 "conv2d_1/kernel:0"). Their weights come from a Keras 3 reference model built layer for layer,
-so the rebuilt model must predict exactly what the reference predicts.
+so the rebuilt model must predict exactly what the reference predicts; predictions come as one
+probability per class (a Dense(1) sigmoid output p as [1 - p, p]).
 """
 import json
 
@@ -11,7 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import COLOURS, make_photo, run_script
+from conftest import COLOURS, THREE_COLOURS, make_photo
 
 from classifier import import_tensorflow
 from classifier.config import UsageError
@@ -21,7 +22,9 @@ import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
 from classifier import artifacts, legacy  # noqa: E402
-from classifier.images import load_image  # noqa: E402
+from classifier.artifacts import ModelInfo  # noqa: E402
+from classifier.data import load_image  # noqa: E402
+from classifier.prediction import probabilities  # noqa: E402
 
 SIZE = 32
 GLOROT = {"class_name": "VarianceScaling", "config": {"scale": 1.0, "mode": "fan_avg", "distribution": "uniform", "seed": None}}
@@ -123,15 +126,29 @@ def photos(count=6, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (count, SIZE, SIZE, 3)).astype("float32")
 
 
+def predicted(model, images):
+    return model.predict_on_batch(images)
+
+
+def old_files(tmp_path, head_units=1, head_activation="sigmoid"):
+    """model.h5 and weights.h5 of a Keras 2 classic CNN, and the Keras 3 reference that predicts what they should."""
+    configs, reference = classic_cnn(head_units, head_activation)
+    weights = weights_of(configs, reference)
+    return (write_keras2_model(tmp_path / "model.h5", configs, weights),
+            write_keras2_weights(tmp_path / "weights.h5", configs, weights), reference)
+
+
 def test_rebuilds_a_keras_2_1_classic_cnn(tmp_path):
     configs, reference = classic_cnn()
     path = write_keras2_model(tmp_path / "model.h5", configs, weights_of(configs, reference))
-    model, metadata = artifacts.load(path, class_names=["Kittens", "Puppies"])
-    assert metadata["image_size"] == SIZE and metadata["class_names"] == ["Kittens", "Puppies"]
-    assert metadata["keras_version"] == "2.1.4"
-    expected = reference.predict(photos(), verbose=0)
-    np.testing.assert_allclose(model.predict(photos(), verbose=0), expected, atol=1e-6)
+    model, info = artifacts.load(path, class_names=["Kittens", "Puppies"])
+    assert isinstance(info, ModelInfo)
+    assert info.image_size == SIZE and info.class_names == ["Kittens", "Puppies"] and info.keras_version == "2.1.4"
+    expected = predicted(reference, photos())
+    np.testing.assert_allclose(predicted(model, photos()), expected, atol=1e-6)
     assert expected.std() > 1e-3  # the photos really give different answers
+    # One probability per class: the sigmoid's p is the second class's.
+    np.testing.assert_allclose(probabilities(predicted(model, photos())), np.hstack([1 - expected, expected]), atol=1e-6)
 
 
 def test_rebuilds_the_keras_2_2_layout_with_batchnorm_activation_and_softmax_pair(tmp_path):
@@ -153,8 +170,9 @@ def test_rebuilds_the_keras_2_2_layout_with_batchnorm_activation_and_softmax_pai
     randomize(reference, seed=1)
     path = write_keras2_model(tmp_path / "model.h5", configs, weights_of(configs, reference), style="2.2")
     model, _ = artifacts.load(path, class_names=["Cats", "Dogs"])
-    expected = reference.predict(photos(), verbose=0)[:, 1:2]  # the probability of the second class
-    np.testing.assert_allclose(model.predict(photos(), verbose=0), expected, atol=1e-6)
+    expected = predicted(reference, photos())
+    assert expected.shape == (6, 2) and expected[:, 1].std() > 1e-3
+    np.testing.assert_allclose(probabilities(predicted(model, photos())), expected, atol=1e-6)  # both columns, as they are
 
 
 def test_weights_h5_replaces_the_weights_in_model_h5(tmp_path):
@@ -164,41 +182,104 @@ def test_weights_h5_replaces_the_weights_in_model_h5(tmp_path):
     model_path = write_keras2_model(tmp_path / "model.h5", configs, weights_of(configs, first))
     weights_path = write_keras2_weights(tmp_path / "weights.h5", configs, weights_of(configs, second))
     model, _ = artifacts.load(model_path, weights_path, ["Cats", "Dogs"])
-    np.testing.assert_allclose(model.predict(photos(), verbose=0), second.predict(photos(), verbose=0), atol=1e-6)
-    assert not np.allclose(first.predict(photos(), verbose=0), second.predict(photos(), verbose=0), atol=1e-3)
+    np.testing.assert_allclose(predicted(model, photos()), predicted(second, photos()), atol=1e-6)
+    assert not np.allclose(predicted(first, photos()), predicted(second, photos()), atol=1e-3)
 
 
-def test_predict_cli_labels_photos_with_an_old_model(tmp_path):
-    configs, reference = classic_cnn()
-    weights = weights_of(configs, reference)
-    model_path = write_keras2_model(tmp_path / "model.h5", configs, weights)
-    weights_path = write_keras2_weights(tmp_path / "weights.h5", configs, weights)
+def test_predict_cli_labels_photos_with_an_old_model(tmp_path, run):
+    model_path, weights_path, reference = old_files(tmp_path)
     for index, (name, colour) in enumerate(COLOURS.items()):
         make_photo(tmp_path / "photos" / f"{name}.jpg", colour, size=(50, 40), seed=index)
-    result = run_script("predict.py", tmp_path / "photos", "--model", model_path, "--weights", weights_path,
-                        "--classes", "Kittens,Puppies", "--json")
+    result = run("predict.py", tmp_path / "photos", "--model", model_path, "--weights", weights_path,
+                 "--classes", "Kittens,Puppies", "--json")
     assert result.returncode == 0, result.stderr
-    assert "Keras 2.1.4" in result.stderr and "Kittens (0) and Puppies (1)" in result.stderr
+    assert "Keras 2.1.4" in result.stderr and "classes Kittens (0), Puppies (1)" in result.stderr
     assert "warning" not in result.stderr
     rows = json.loads(result.stdout)
     assert len(rows) == 2
     for row in rows:
-        probability = float(reference.predict(load_image(row["path"], SIZE)[None].astype("float32"), verbose=0)[0, 0])
-        label, confidence = ("Puppies", probability) if probability >= 0.5 else ("Kittens", 1 - probability)
+        p = float(predicted(reference, load_image(row["path"], SIZE)[None].astype("float32"))[0, 0])
+        assert row["probabilities"] == pytest.approx({"Kittens": 1 - p, "Puppies": p}, abs=1e-4)
+        label, confidence = ("Puppies", p) if p >= 0.5 else ("Kittens", 1 - p)
         assert row["label"] == label and row["confidence"] == pytest.approx(confidence, abs=1e-4)
 
 
-def test_dense_1_with_softmax_is_loaded_with_a_clear_warning(tmp_path):
+def test_weights_default_to_the_weights_h5_beside_the_old_model(tmp_path, run):
+    configs, inside = classic_cnn()
+    _, beside = classic_cnn()
+    randomize(beside, seed=7)
+    model_path = write_keras2_model(tmp_path / "model.h5", configs, weights_of(configs, inside))
+    write_keras2_weights(tmp_path / "weights.h5", configs, weights_of(configs, beside))
+    photo = make_photo(tmp_path / "a.jpg", COLOURS["Cats"], size=(SIZE, SIZE))
+    result = run("predict.py", photo, "--model", model_path, "--classes", "Cats,Dogs", "--json")
+    assert result.returncode == 0, result.stderr
+    p = float(predicted(beside, load_image(photo, SIZE)[None].astype("float32"))[0, 0])
+    assert json.loads(result.stdout)[0]["probabilities"]["Dogs"] == pytest.approx(p, abs=1e-4)
+    assert f"(weights: {tmp_path / 'weights.h5'})" in result.stderr
+
+
+def test_dense_1_with_softmax_is_loaded_with_a_clear_warning(tmp_path, run, recwarn):
     configs, reference = classic_cnn(head_activation="softmax")
     model_path = write_keras2_model(tmp_path / "model.h5", configs, weights_of(configs, reference))
     make_photo(tmp_path / "a.jpg", COLOURS["Cats"])
-    result = run_script("predict.py", tmp_path / "a.jpg", "--model", model_path, "--weights", model_path, "--classes", "Cats,Dogs")
+    result = run("predict.py", tmp_path / "a.jpg", "--model", model_path, "--weights", model_path, "--classes", "Cats,Dogs")
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "Dense(1) with softmax" in warnings[0] and "always outputs 1.0" in warnings[0]
-    assert "UserWarning" not in result.stderr  # our line, not also Keras's
+    assert not [warning for warning in recwarn if "softmax" in str(warning.message)]  # our line, not also Keras's
     assert result.stdout.strip().split("\t")[1:] == ["Dogs", "1.0000"]
 
+
+def test_an_output_that_is_no_probability_is_loaded_with_a_warning(tmp_path, capsys):
+    configs, reference = classic_cnn(head_units=2, head_activation="linear")
+    artifacts.load(write_keras2_model(tmp_path / "model.h5", configs, weights_of(configs, reference)), class_names=["Cats", "Dogs"])
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "activation is linear" in warnings[0] and "not probabilities" in warnings[0]
+
+
+# N classes: Dense(N) softmax, named with --classes A,B,C.
+
+def test_three_class_softmax_model_is_read_with_its_class_names(tmp_path, run):
+    model_path, weights_path, reference = old_files(tmp_path, head_units=3, head_activation="softmax")
+    for index, (name, colour) in enumerate(THREE_COLOURS.items()):
+        make_photo(tmp_path / "photos" / f"{name}.jpg", colour, size=(50, 40), seed=index)
+    result = run("predict.py", tmp_path / "photos", "--model", model_path, "--classes", "Ants,Bees,Wasps", "--json")
+    assert result.returncode == 0, result.stderr
+    assert "classes Ants (0), Bees (1), Wasps (2)" in result.stderr and "warning" not in result.stderr
+    rows = json.loads(result.stdout)
+    assert len(rows) == 3
+    for row in rows:
+        expected = predicted(reference, load_image(row["path"], SIZE)[None].astype("float32"))[0]
+        assert list(row["probabilities"]) == ["Ants", "Bees", "Wasps"]
+        np.testing.assert_allclose(list(row["probabilities"].values()), expected, atol=1e-4)
+        assert row["label"] == ["Ants", "Bees", "Wasps"][expected.argmax()]
+        assert row["confidence"] == pytest.approx(expected.max(), abs=1e-4)
+
+
+def test_classes_must_name_as_many_classes_as_the_model_has(tmp_path, run, monkeypatch):
+    model_path, _, _ = old_files(tmp_path, head_units=3, head_activation="softmax")
+    photo = make_photo(tmp_path / "a.jpg", COLOURS["Cats"])
+    result = run("predict.py", photo, "--model", model_path, "--classes", "Cats,Dogs")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip() == f"error: --classes names 2 classes but {model_path} has 3: name each, in order"
+    monkeypatch.setattr(legacy, "DATASET_DIR", tmp_path / "no dataset")  # so no folder names to fall back on
+    result = run("predict.py", photo, "--model", model_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: {model_path} has 3 classes but stores no names: pass them in order, as --classes A,B,C"
+
+
+def test_class_names_default_to_the_training_folders(tmp_path, monkeypatch):
+    monkeypatch.setattr(legacy, "DATASET_DIR", tmp_path)
+    assert legacy.default_class_names(2, "model.h5") == ["Cats", "Dogs"]  # no Training_Set there
+    for name in ("Tulips", "Roses", ".hidden", "Daisies"):
+        (tmp_path / "Training_Set" / name).mkdir(parents=True)
+    assert legacy.default_class_names(3, "model.h5") == ["Daisies", "Roses", "Tulips"]
+    assert legacy.default_class_names(2, "model.h5") == ["Cats", "Dogs"]  # the folders do not fit a two-class model
+    with pytest.raises(UsageError, match="has 4 classes but stores no names"):
+        legacy.default_class_names(4, "model.h5")
+
+
+# Files that cannot be read: one clear error each.
 
 def test_files_that_cannot_be_rebuilt_are_one_clear_error(tmp_path):
     configs, reference = classic_cnn()
@@ -212,20 +293,14 @@ def test_files_that_cannot_be_rebuilt_are_one_clear_error(tmp_path):
                          batch_input_shape=[None, SIZE, SIZE, 1])] + configs[1:]
     with pytest.raises(UsageError, match="square RGB"):
         artifacts.load(write_keras2_model(tmp_path / "grey.h5", grey, weights))
+    with pytest.raises(UsageError, match=r"gives \(6, 6, 4\) outputs per photo"):  # no Flatten and Dense: a feature map
+        artifacts.load(write_keras2_model(tmp_path / "maps.h5", configs[:4], weights), class_names=["Cats", "Dogs"])
     _, other = classic_cnn()
     other_weights = weights_of(configs, other)
     other_weights["dense_1"] = [(name, value[:-1]) for name, value in other_weights["dense_1"]]  # a different shape
     with pytest.raises(UsageError, match="does not fit the model rebuilt from"):
         artifacts.load(write_keras2_model(tmp_path / "model.h5", configs, weights),
                        write_keras2_weights(tmp_path / "other.h5", configs, other_weights))
-
-
-def test_class_names_default_to_the_training_folders(tmp_path, monkeypatch):
-    monkeypatch.setattr(legacy, "DATASET_DIR", tmp_path)
-    assert legacy.default_class_names() == ["Cats", "Dogs"]  # no Training_Set there
-    for name in ("Tulips", "Roses", ".hidden"):
-        (tmp_path / "Training_Set" / name).mkdir(parents=True)
-    assert legacy.default_class_names() == ["Roses", "Tulips"]
 
 
 def test_a_damaged_or_functional_config_is_one_clear_error(tmp_path):

@@ -2,8 +2,6 @@
 naming the file and what to do, which predict.py prints as one line with exit code 2."""
 import json
 import os
-import subprocess
-import sys
 
 import h5py
 import pytest
@@ -11,12 +9,17 @@ import pytest
 from classifier import artifacts, import_tensorflow
 from classifier.config import EXIT_USAGE, UsageError
 from classifier.model import make_model
-from conftest import COLOURS, PROJECT, make_photo
+from conftest import COLOURS, make_photo
 
 import_tensorflow()
 import keras  # noqa: E402
 
 METADATA = {"class_names": ["Cats", "Dogs"], "image_size": 32, "interpolation": "area"}
+
+
+def info(**changes):
+    """The ModelInfo train_CNN.py writes into model.h5, for a Cats/Dogs model at 32 px unless changed."""
+    return artifacts.ModelInfo(**dict(METADATA, **changes))
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +29,7 @@ def saved(tmp_path_factory):
     for kind, size in (("cnn", 32), ("logistic", 32), ("cnn", 64)):
         pair = folder / f"{kind}{size}"
         pair.mkdir()
-        artifacts.save(make_model(kind, size), dict(METADATA, model=kind, image_size=size), pair / "model.h5", pair / "weights.h5")
+        artifacts.save(make_model(kind, size, 2), info(model=kind, image_size=size), pair / "model.h5", pair / "weights.h5")
     return folder
 
 
@@ -39,8 +42,9 @@ def load_error(model_path, weights_path=None):
 
 
 def test_a_matching_pair_loads(saved):
-    model, metadata = artifacts.load(saved / "cnn32" / "model.h5", saved / "cnn32" / "weights.h5")
-    assert model.name == "cnn" and metadata["image_size"] == 32
+    model, loaded = artifacts.load(saved / "cnn32" / "model.h5", saved / "cnn32" / "weights.h5")
+    assert model.name == "cnn" and model.output_shape == (None, 2)
+    assert loaded == info(model="cnn", image_size=32)
 
 
 @pytest.mark.parametrize("missing", ["model.h5", "weights.h5"])
@@ -82,7 +86,7 @@ def test_damaged_weights_file(saved, tmp_path, how):
 
 
 def test_a_keras_model_not_written_by_train_cnn(tmp_path):
-    make_model("logistic", 32).save(tmp_path / "plain.h5")  # no class names or image size inside
+    make_model("logistic", 32, 2).save(tmp_path / "plain.h5")  # no class names or image size inside
     assert "was not written by train_CNN.py" in load_error(tmp_path / "plain.h5")
     with h5py.File(tmp_path / "plain.h5", "a") as file:
         file.attrs[artifacts.METADATA_KEY] = "{not json"
@@ -106,7 +110,7 @@ def lambda_model(tmp_path):
     function = eval(f"lambda x: x + 0.0 * len(__import__('pathlib').Path({str(marker)!r}).write_text('ran'))")
     model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Lambda(function), keras.layers.Flatten(),
                               keras.layers.Dense(1, activation="sigmoid")])
-    artifacts.save(model, METADATA, tmp_path / "model.h5", tmp_path / "weights.h5")
+    artifacts.save(model, info(), tmp_path / "model.h5", tmp_path / "weights.h5")
     assert marker.exists()  # building the model ran the code...
     marker.unlink()
     return tmp_path / "model.h5", tmp_path / "weights.h5", marker
@@ -121,26 +125,25 @@ def test_a_lambda_layer_is_refused_by_safe_mode_without_running(lambda_model):
     assert marker.exists()  # ...and so would loading it with safe mode off
 
 
-def predict(model_path, weights_path, tmp_path):
+def predict(run, model_path, weights_path, tmp_path):
     photo = make_photo(tmp_path / "photo.jpg", COLOURS["Cats"])
-    return subprocess.run([sys.executable, PROJECT / "predict.py", photo, "--model", model_path, "--weights", weights_path],
-                          capture_output=True, text=True)
+    return run("predict.py", photo, "--model", model_path, "--weights", weights_path)
 
 
-def test_predict_refuses_a_lambda_model_in_one_line(lambda_model, tmp_path):
+def test_predict_refuses_a_lambda_model_in_one_line(lambda_model, tmp_path, run):
     model_path, weights_path, marker = lambda_model
-    result = predict(model_path, weights_path, tmp_path)
+    result = predict(run, model_path, weights_path, tmp_path)
     assert result.returncode == EXIT_USAGE and result.stdout == ""
     assert result.stderr.startswith(f"error: {model_path} refused by Keras's safe mode") and result.stderr.count("\n") == 1, result.stderr
     assert not marker.exists()
 
 
 @pytest.mark.parametrize("case", ["other weights", "truncated weights"])
-def test_predict_names_a_bad_weights_file_in_one_line(saved, tmp_path, case):
+def test_predict_names_a_bad_weights_file_in_one_line(saved, tmp_path, run, case):
     weights = saved / "logistic32" / "weights.h5"
     if case == "truncated weights":
         weights = damage(saved / "cnn32" / "weights.h5", tmp_path / "weights.h5", "truncated")
-    result = predict(saved / "cnn32" / "model.h5", weights, tmp_path)
+    result = predict(run, saved / "cnn32" / "model.h5", weights, tmp_path)
     assert result.returncode == EXIT_USAGE and result.stdout == ""
     assert result.stderr.startswith(f"error: {weights} ") and result.stderr.count("\n") == 1, result.stderr
 

@@ -27,9 +27,11 @@ def test_training_run_writes_confusion_matrix_and_summary(trained, dataset):
     printed = re.search(r"Test_Set accuracy: ([\d.]+)%", result.stdout).group(1)
     assert f"**{printed}%** ({right} of {sum(per_class.values())} images)" in text  # the same model as printed
     assert "| image size | 32x32 px |" in text and "| epochs asked | 1 |" in text
-    assert f"| Training_Set | {2 * len(list((dataset / 'Training_Set' / 'Cats').glob('*.jpg')))} images" in text
-    assert "- epochs run: 1" in text and "- best epoch: 1 " in text
-    assert "summary.md" in result.stdout
+    for_training, held_out = map(int, re.search(r"Training_Set: (\d+) images for training, (\d+) held out", result.stdout).groups())
+    assert held_out >= 2 and for_training + held_out == len(list((dataset / "Training_Set").glob("*/*.jpg")))
+    assert f"| Training_Set | {for_training} images for training, {held_out} for validation (0 unreadable skipped) |" in text
+    assert "- epochs run: 1" in text and "- epoch kept: 1 (validation accuracy " in text
+    assert f"reports in {report_dir}" in result.stdout
 
 
 def test_summary_names_the_first_best_epoch(tmp_path):
@@ -37,13 +39,13 @@ def test_summary_names_the_first_best_epoch(tmp_path):
     with open(log, "w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(["epoch", "accuracy", "loss", "val_accuracy", "val_loss"])
-        for epoch, score in enumerate([0.6, 0.8, 0.75, 0.8]):
+        for epoch, score in enumerate([0.6, 0.8, 0.75, 0.8], start=1):  # as EpochLog counts them
             writer.writerow([epoch, 0.5, 1.0, score, 1.0])
     confusion = np.array([[7, 3], [1, 9]])
     reports.write_summary(tmp_path / "summary.md", log, confusion, ["Kittens", "Puppies"], {"model": "cnn"})
     text = (tmp_path / "summary.md").read_text(encoding="utf-8")
     assert "- epochs run: 4" in text
-    assert "- best epoch: 2 (Test_Set accuracy 80.00%)" in text  # ModelCheckpoint keeps the first best
+    assert "- epoch kept: 2 (validation accuracy 80.00%)" in text  # ModelCheckpoint keeps the first best
     assert "**80.00%** (16 of 20 images)" in text
     assert "| Kittens | 7 | 3 |" in text and "| Puppies | 1 | 9 |" in text and "| model | cnn |" in text
 

@@ -1,0 +1,121 @@
+"""How many photos do I need? Test_Set accuracy and training time of each model's default recipe,
+trained on 25, 50, 100, 200 and 500 photos per class.
+
+    python benchmarks/data_size.py                  # cnn and efficientnet-lite0, 1,000 test photos (about 30 min)
+    python benchmarks/data_size.py --per-class 100 --models efficientnet-lite0
+    python benchmarks/data_size.py --per-class 5 --test-images 20 --epochs 1 --plot /tmp/check.png   # a quick check
+
+Each run is classifier.training.train(RunConfig(...)), as `python train_CNN.py --arch NAME` runs it,
+with the model's defaults (epochs, image size, learning rate, phases) unless --epochs is given.
+Its data: N photos per class from the shared Training_Set (seeded; each smaller sample is part of
+the larger ones), of which train() holds out 10 % to pick the epoch kept, as it always does, and
+--test-images photos of the shared Test_Set (the same ones for every run; 0: all 4,999). They are
+linked, not copied, into a temporary folder. Training minutes are those train() reports (the
+fit phases); "run min" is the whole call: the photo check, building the model, training and
+predicting the test photos.
+
+The table is printed at the end, and the accuracy per photos per class is drawn in --plot.
+"""
+import argparse
+import contextlib
+import io
+import re
+import tempfile
+import time
+from pathlib import Path
+
+import common
+from classifier import config
+
+GOAL_ACCURACY, GOAL_MINUTES, GOAL_PER_CLASS = 0.97, 5.0, 100  # the default should reach this
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--per-class", default="25,50,100,200,500", help="training photos per class, comma-separated (default: %(default)s)")
+    parser.add_argument("--models", default=f"cnn,{config.DEFAULT_ARCH}", help="the --arch names to train (default: %(default)s)")
+    parser.add_argument("--test-images", type=int, default=1000, help="Test_Set photos scored, sampled; 0: all (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=0, help="epochs for every model (default: 0, each model's own)")
+    parser.add_argument("--seed", type=int, default=config.SEED, help="sampling, split, shuffling and weights (default: %(default)s)")
+    parser.add_argument("--plot", default=str(common.PROJECT / "docs" / "data_size.png"), help="the PNG to draw (default: docs/data_size.png)")
+    args = parser.parse_args()
+    args.per_class = sorted(int(count) for count in args.per_class.split(","))
+    args.models = args.models.split(",")
+    return args
+
+
+def train_once(data_dir, output, arch, epochs, seed):
+    """One train() run, its chatter kept out of the report; (Test_Set accuracy, training minutes, run minutes)."""
+    import keras
+    from classifier.config import RunConfig
+    from classifier.training import train
+
+    keras.backend.clear_session()  # free the previous run's model and graphs
+    chatter = io.StringIO()
+    started = time.perf_counter()
+    try:
+        with contextlib.redirect_stdout(chatter):
+            accuracy = train(RunConfig(data=str(data_dir), output=str(output), arch=arch, epochs=epochs, seed=seed))
+    except BaseException:
+        print(chatter.getvalue())  # what train() said before it failed
+        raise
+    run_minutes = (time.perf_counter() - started) / 60
+    reported = re.search(r"training took ([\d.]+) min", chatter.getvalue())
+    return accuracy, float(reported.group(1)) if reported else float("nan"), run_minutes
+
+
+def plot(results, args, test_count):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6.4, 4))
+    for arch in args.models:
+        counts = [count for count in args.per_class if (count, arch) in results]
+        axis.plot(counts, [100 * results[count, arch][0] for count in counts], marker="o", label=arch)
+    axis.axhline(100 * GOAL_ACCURACY, color="grey", linestyle="--", linewidth=1, label=f"{GOAL_ACCURACY:.0%}")
+    axis.set_xscale("log")
+    axis.set_xticks(args.per_class, [str(count) for count in args.per_class])
+    axis.minorticks_off()
+    axis.set(xlabel="training photos per class (10 % of them held out for validation)",
+             ylabel=f"Test_Set accuracy, % ({test_count} photos)", title="Cats vs dogs: accuracy against training photos")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(args.plot, dpi=100)
+    plt.close(figure)
+
+
+def main():
+    args = parse_args()
+    common.require_shared_dataset()
+    common.quiet_tensorflow()
+    test_count = args.test_images or None
+    print(f"Data size: {', '.join(args.models)} on {', '.join(map(str, args.per_class))} photos per class; "
+          f"{args.test_images or 'all'} Test_Set photos; {common.machine_line()}", flush=True)
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="bench-data-size-") as workdir:
+        for count in args.per_class:
+            data_dir = common.linked_dataset(Path(workdir, f"data-{count}"), 2 * count, test_count, args.seed)
+            for arch in args.models:
+                results[count, arch] = train_once(data_dir, Path(workdir, f"run-{arch}-{count}"), arch, args.epochs, args.seed)
+                accuracy, minutes, run_minutes = results[count, arch]
+                print(f"  {count} per class, {arch}: {accuracy:.2%} in {minutes:.1f} min ({run_minutes:.1f} min in all)", flush=True)
+            tested = len(common.find_images([data_dir / config.TEST_DIR])[0])
+
+    print(f"\n{'photos per class':>16}  {'model':<20}{'Test_Set acc.':>14}{'training min':>14}{'run min':>9}")
+    for (count, arch), (accuracy, minutes, run_minutes) in results.items():
+        print(f"{count:>16}  {arch:<20}{accuracy:>14.2%}{minutes:>14.1f}{run_minutes:>9.1f}")
+    epochs = args.epochs or "each model's default"
+    print(f"(Test_Set accuracy on {tested} photos{'' if args.test_images else ', all of them'}; epochs: {epochs})")
+    if (GOAL_PER_CLASS, config.DEFAULT_ARCH) in results:
+        accuracy, minutes, _ = results[GOAL_PER_CLASS, config.DEFAULT_ARCH]
+        met = accuracy >= GOAL_ACCURACY and minutes <= GOAL_MINUTES
+        print(f"goal, {config.DEFAULT_ARCH} >= {GOAL_ACCURACY:.0%} with {GOAL_PER_CLASS} photos per class in <= {GOAL_MINUTES:g} min "
+              f"of training: {'met' if met else 'NOT met'} ({accuracy:.2%}, {minutes:.1f} min)")
+    plot(results, args, tested)
+    print(f"plot: {args.plot}")
+
+
+if __name__ == "__main__":
+    main()

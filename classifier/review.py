@@ -1,0 +1,255 @@
+"""The review every training run leaves in OUTPUT/reports/, beside the learning curves and the confusion matrix:
+
+- mistakes.png: the Test_Set photos the kept model got wrong, most confident first, each under the
+  heatmap of the class it wrongly chose (heatmap.py), at most MAX_MISTAKES of them;
+- suspects.csv (path,label,predicted,confidence): the training photos (Training_Set, the validation
+  part included) whose folder the model disagrees with, most confident first: candidates for
+  mislabels. Scored by the final model, augmentation off, in one extra pass over those photos. The
+  model was trained on most of them, so a photo it still puts in another class with confidence is
+  one it could not fit: good evidence of a wrong folder. Out-of-fold scores (each photo judged by
+  a model that never saw it) would find more, but need k extra trainings;
+- unsure.png: what predict.py --unsure-below P buys on the test photos: the share of photos that
+  keep a label, and the accuracy of those, for P from 0.5 to 0.99;
+- index.html: one page with the settings, the learning curves, the confusion matrix, the mistakes,
+  the top suspects and the unsure curve; every picture is embedded (data: URIs), so the page is
+  complete on its own: it can be mailed or archived, and it fetches nothing.
+
+The Test_Set predictions are the ones train() made for its accuracy: the test photos are read once.
+"""
+import base64
+import csv
+import html
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .prediction import coverage, probabilities
+
+MAX_MISTAKES = 48                                      # thumbnails in mistakes.png
+SUSPECTS_SHOWN = 20                                    # rows of suspects.csv shown in index.html
+STRONG = 0.9                                           # a suspect at this confidence or more is counted as strong
+UNSURE_TABLE = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)   # the thresholds the report's table lists
+SUSPECTS_HEADER = ("path", "label", "predicted", "confidence")
+
+
+def write_review(report_dir, model, class_names, image_size, batch_size, test_samples, test_scores, training_samples, facts):
+    """Write mistakes.png, suspects.csv, unsure.png and index.html (and a section of summary.md) into report_dir.
+
+    test_scores: the model's outputs on test_samples, in their order; training_samples: every
+    labelled photo of Training_Set (validation part included), scored here once more.
+    """
+    report_dir = Path(report_dir)
+    test_scores = probabilities(test_scores)
+    truth = np.array([sample.label for sample in test_samples])
+    mistakes = find_mistakes(test_samples, test_scores)
+    draw_mistakes(report_dir / "mistakes.png", mistakes, len(test_samples), class_names, model, image_size, batch_size)
+
+    print(f"Scoring the {len(training_samples)} Training_Set photos once more for reports/suspects.csv "
+          "(photos whose folder the model disagrees with)...", flush=True)
+    training_scores = predict_samples(model, training_samples, image_size, batch_size)
+    suspects = find_suspects(training_samples, training_scores, class_names)
+    write_suspects(report_dir / "suspects.csv", suspects)
+
+    table = unsure_table(test_scores, truth)
+    plot_unsure(report_dir / "unsure.png", test_scores, truth)
+    append_to_summary(report_dir / "summary.md", len(mistakes), len(test_samples), suspects, len(training_samples), table)
+    write_index(report_dir, facts, class_names, mistakes, len(test_samples), suspects, len(training_samples), table)
+    return report_dir
+
+
+def predict_samples(model, samples, image_size, batch_size):
+    from .data import image_dataset
+    return probabilities(model.predict(image_dataset(samples, image_size, batch_size), verbose=0))
+
+
+def find_mistakes(samples, scores):
+    """[(sample, predicted class, confidence)] of the wrongly labelled samples, most confident first."""
+    predicted, confidence = scores.argmax(axis=1), scores.max(axis=1)
+    wrong = [(sample, int(guess), float(sure)) for sample, guess, sure in zip(samples, predicted, confidence) if guess != sample.label]
+    return sorted(wrong, key=lambda mistake: -mistake[2])
+
+
+def find_suspects(samples, scores, class_names):
+    """[(path, folder's class, predicted class, confidence)] where the two differ, most confident first."""
+    rows = [(str(sample.path), class_names[sample.label], class_names[guess], float(sure))
+            for sample, guess, sure in zip(samples, scores.argmax(axis=1), scores.max(axis=1)) if guess != sample.label]
+    return sorted(rows, key=lambda row: -row[3])
+
+
+def draw_mistakes(path, mistakes, test_count, class_names, model, image_size, batch_size, limit=MAX_MISTAKES):
+    """A contact sheet of the first `limit` mistakes, each photo under the heatmap of the class the model chose."""
+    from .data import image_dataset
+    from .heatmap import Explainer
+    from .sheet import make_sheet
+
+    shown = mistakes[:limit]
+    heatmaps = []
+    if shown:
+        explainer = Explainer(model)
+        predicted = iter([guess for _, guess, _ in shown])
+        for images, _ in image_dataset([sample for sample, _, _ in shown], image_size, batch_size):
+            heatmaps += explainer.heatmaps(images, [next(predicted) for _ in range(len(images))])
+    rows = [(sample.path, f"{class_names[guess]}, is {class_names[sample.label]}", sure, heatmap)
+            for (sample, guess, sure), heatmap in zip(shown, heatmaps)]
+    title = (f"{len(mistakes)} of {test_count} test photos wrong" + (f"; the {len(shown)} most confident" if len(shown) < len(mistakes) else "")
+             if mistakes else f"no mistakes on the {test_count} test photos")
+    make_sheet(rows, path, title=title)
+    return path
+
+
+def write_suspects(path, suspects):
+    with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as file:
+        writer = csv.writer(file)
+        writer.writerow(SUSPECTS_HEADER)
+        writer.writerows((path, label, predicted, f"{confidence:.4f}") for path, label, predicted, confidence in suspects)
+    return path
+
+
+def unsure_table(scores, truth, thresholds=UNSURE_TABLE):
+    """[(P, share labelled, accuracy of those labelled)]: what predict.py --unsure-below P does on these photos."""
+    confidence, correct = scores.max(axis=1), scores.argmax(axis=1) == truth
+    return [(threshold, *coverage(confidence, correct, threshold)) for threshold in thresholds]
+
+
+def plot_unsure(png_path, scores, truth):
+    from .reports import _pyplot
+    plt = _pyplot()
+    thresholds = np.round(np.arange(0.5, 0.995, 0.01), 2)
+    rows = unsure_table(scores, truth, thresholds)
+    figure, axis = plt.subplots(figsize=(6, 3.6))
+    axis.plot(thresholds, [100 * share for _, share, _ in rows], label="photos labelled")
+    axis.plot(thresholds, [100 * accuracy for _, _, accuracy in rows], label="accuracy of those labelled")
+    axis.set(xlabel="--unsure-below P", ylabel="%", title="What labelling 'unsure' buys (Test_Set)", xlim=(0.5, 0.99))
+    axis.grid(alpha=0.3)
+    axis.legend(loc="lower left")
+    figure.tight_layout()
+    figure.savefig(png_path, dpi=100)
+    plt.close(figure)
+    return png_path
+
+
+def _percent(value):
+    return "–" if math.isnan(value) else f"{value:.2%}"
+
+
+def append_to_summary(md_path, mistake_count, test_count, suspects, training_count, table):
+    """The review's numbers at the end of summary.md, which reports.write_summary wrote."""
+    strong = sum(confidence >= STRONG for *_, confidence in suspects)
+    lines = ["## Review", "",
+             f"- mistakes on Test_Set: {mistake_count} of {test_count}, most confident first with heatmaps: [mistakes.png](mistakes.png)",
+             f"- suspected mislabels in Training_Set: {len(suspects)} of {training_count} photos "
+             f"({strong} at {STRONG:.0%} confidence or more): [suspects.csv](suspects.csv)",
+             "- the whole report on one page: [index.html](index.html)", "",
+             "What `predict.py --unsure-below P` buys on Test_Set:", "",
+             "| P | photos labelled | accuracy of those |", "| ---: | ---: | ---: |"]
+    lines += [f"| {threshold:g} | {share:.1%} | {_percent(accuracy)} |" for threshold, share, accuracy in table]
+    lines += ["", "![unsure](unsure.png)", ""]
+    with open(md_path, "a", encoding="utf-8") as file:
+        file.write("\n".join(lines))
+
+
+def data_uri(png_path):
+    """The picture as a data: URI, so the page needs no file beside it."""
+    return "data:image/png;base64," + base64.b64encode(Path(png_path).read_bytes()).decode("ascii")
+
+
+def thumbnail_uri(image_path, side=72):
+    """A small JPEG of a photo as a data: URI; None if the photo can no longer be read."""
+    from PIL import Image, ImageOps
+
+    from .images import BadImage, open_image
+    try:
+        image = ImageOps.exif_transpose(open_image(image_path, draft_size=side))
+        image = ImageOps.fit(image.convert("RGB"), (side, side), Image.Resampling.LANCZOS)
+    except (BadImage, OSError, ValueError):
+        return None
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+STYLE = """body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#212121;line-height:1.45}
+h1{margin-bottom:.2em}h2{margin-top:1.8em;border-bottom:1px solid #ddd;padding-bottom:.2em}
+table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ddd;padding:.3em .7em;text-align:left;vertical-align:middle}
+th{background:#f5f5f5}td.number{text-align:right}img{max-width:100%;height:auto}.muted{color:#757575}
+td.path{font-family:ui-monospace,monospace;font-size:.85em;word-break:break-all}"""
+
+
+def _image(png_path, alt):
+    path = Path(png_path)
+    if not path.is_file():
+        return f'<p class="muted">({html.escape(path.name)} was not made)</p>'
+    return f'<img src="{data_uri(path)}" alt="{html.escape(alt)}">'
+
+
+def _table(header, rows, numeric=()):
+    cells = "".join(f"<th>{html.escape(str(name))}</th>" for name in header)
+    body = ["<tr>" + "".join(f'<td class="{"number" if index in numeric else ""}">{value}</td>'
+                             for index, value in enumerate(row)) + "</tr>" for row in rows]
+    return f"<table><tr>{cells}</tr>" + "".join(body) + "</table>"
+
+
+def _display(path):
+    return html.escape(str(path).encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+
+
+def write_index(report_dir, facts, class_names, mistakes, test_count, suspects, training_count, table):
+    """reports/index.html: the whole run on one page, every picture embedded."""
+    report_dir = Path(report_dir)
+    right = test_count - len(mistakes)
+    strong = sum(confidence >= STRONG for *_, confidence in suspects)
+    settings = _table(("", ""), [(html.escape(str(name)), html.escape(str(value))) for name, value in facts.items()])
+    suspect_rows = []
+    for path, label, predicted, confidence in suspects[:SUSPECTS_SHOWN]:
+        thumb = thumbnail_uri(path)
+        picture = f'<img src="{thumb}" alt="" width="72" height="72">' if thumb else ""
+        suspect_rows.append((picture, f'<span class="path">{_display(path)}</span>', html.escape(label),
+                             html.escape(predicted), f"{confidence:.1%}"))
+    unsure_rows = [(f"{threshold:g}", f"{share:.1%}", _percent(accuracy)) for threshold, share, accuracy in table]
+    page = f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Training run: {html.escape(str(facts.get("model", "")))}</title>
+<style>{STYLE}</style>
+</head>
+<body>
+<h1>Training run</h1>
+<p>Test_Set accuracy of the kept model: <strong>{right / max(1, test_count):.2%}</strong> ({right} of {test_count} photos);
+classes: {html.escape(", ".join(class_names))}.</p>
+
+<h2>Settings</h2>
+{settings}
+
+<h2>Learning curves</h2>
+{_image(report_dir / "learning_curves.png", "learning curves: accuracy and loss per epoch")}
+
+<h2>Confusion matrix</h2>
+{_image(report_dir / "confusion_matrix.png", "confusion matrix on Test_Set")}
+
+<h2>Mistakes</h2>
+<p>The test photos the model got wrong, most confident first (at most {MAX_MISTAKES}), each under the heatmap of
+the class it chose: red is where the evidence for that class lay. A confident mistake with the heat on the
+background, not the animal, shows what the model wrongly learned to look at.</p>
+{_image(report_dir / "mistakes.png", "the test photos the model got wrong, with heatmaps")}
+
+<h2>Suspected mislabels</h2>
+<p>{len(suspects)} of the {training_count} Training_Set photos (validation part included) are put in another class than
+their folder's by the final model ({strong} with {STRONG:.0%} confidence or more). The model was trained on most of them,
+so one it still disagrees with confidently is likely in the wrong folder, or not a photo of either class.
+The {min(SUSPECTS_SHOWN, len(suspects))} most confident; all are in <a href="suspects.csv">suspects.csv</a>.</p>
+{_table(("", "path", "folder", "model says", "confidence"), suspect_rows, numeric=(4,))}
+
+<h2>Unsure</h2>
+<p><code>predict.py --unsure-below P</code> labels a photo <em>unsure</em> when its confidence is below P.
+On the test photos, each P keeps a label on this share of the photos, with this accuracy:</p>
+{_image(report_dir / "unsure.png", "share of photos labelled and their accuracy for each threshold P")}
+{_table(("P", "photos labelled", "accuracy of those labelled"), unsure_rows, numeric=(0, 1, 2))}
+</body>
+</html>
+"""
+    (report_dir / "index.html").write_text(page, encoding="utf-8")
+    return report_dir / "index.html"

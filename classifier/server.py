@@ -1,0 +1,324 @@
+"""`python serve.py`: a web page and a JSON API that label photos with one loaded model.
+
+    GET  /          a page to drop or pick photos on; each is shown with its label and confidence
+    POST /predict   multipart field `file` (one or more photos) -> {"predictions": [{filename, label,
+                    confidence, probabilities}, ...]}; a refused photo -> 4xx {"error": "NAME: why"}
+    GET  /health    the model, its classes and image size, and how many photos it has labelled
+
+Uploaded photos are read exactly as predict.py reads files (data.load_image), so a photo gets the
+same label from both. Photos that arrive together share one model call (micro-batching): each
+decoded photo waits in a queue, and one worker runs the model on everything queued, up to
+batch_size photos, after waiting batch_wait seconds for company. Eight clients at once then cost
+about one model call instead of eight, and the model is only ever called from one thread.
+"""
+import asyncio
+import io
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from html import escape
+
+import numpy as np
+from PIL import Image
+
+from .data import load_image
+from .images import BadImage
+from .prediction import Prediction, probabilities
+
+MB = 2**20
+MULTIPART_ROOM = MB  # the part headers and boundaries around the files, allowed on top of their bytes
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may send: refused beyond these, before the model sees anything."""
+    max_file_bytes: int = 20 * MB       # a phone's JPEG is 2-10 MB
+    max_pixels: int = 50_000_000        # a 48-megapixel phone photo passes; a decompression bomb does not
+    max_files: int = 32                 # photos per request
+
+    @property
+    def max_request_bytes(self):
+        return self.max_files * self.max_file_bytes + MULTIPART_ROOM
+
+
+class Refused(Exception):
+    """A request the server will not label: answered with status and {"error": message}."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class Batcher:
+    """Runs the model on the photos queued by all requests, many per call, on one thread of its own."""
+
+    def __init__(self, model, batch_size=32, batch_wait=0.005):
+        self.model, self.batch_size, self.batch_wait = model, batch_size, batch_wait
+        self.queue = self.thread = self.worker = None
+        self.calls = self.images = 0
+
+    def start(self):
+        """At the app's start-up, in its event loop: a new queue, model thread and worker each time."""
+        self.queue = asyncio.Queue()
+        self.thread = ThreadPoolExecutor(1, thread_name_prefix="model")
+        self.worker = asyncio.create_task(self.run())
+
+    def stop(self):
+        """At shutdown: a model call under way finishes before the process exits."""
+        self.worker.cancel()
+        self.thread.shutdown(wait=True)
+
+    async def run(self):
+        """The worker: one model call per turn, on whatever the requests queued meanwhile."""
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self.queue.get()]
+            if self.queue.qsize() + 1 < self.batch_size:
+                await asyncio.sleep(self.batch_wait)  # the other photos of a burst arrive within a few ms
+            while len(batch) < self.batch_size and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            waiting = [(pixels, future) for pixels, future in batch if not future.done()]  # a client that left is skipped
+            if not waiting:
+                continue
+            try:
+                rows = await loop.run_in_executor(self.thread, self._call, np.stack([pixels for pixels, _ in waiting]))
+            except Exception as error:  # every request of the batch gets the error; the worker goes on
+                rows = [error] * len(waiting)
+            for (_, future), row in zip(waiting, rows):
+                if not future.done():
+                    future.set_exception(row) if isinstance(row, Exception) else future.set_result(row)
+
+    def _call(self, images):
+        self.calls, self.images = self.calls + 1, self.images + len(images)
+        return probabilities(self.model.predict_on_batch(images.astype(np.float32)))
+
+    async def predict(self, images):
+        """One probability row per image (uint8 HxWx3), once the worker has run them."""
+        if self.worker is None:
+            raise RuntimeError("the model worker is not running: the app's lifespan was not started "
+                               "(use `with TestClient(app)`, or run it under uvicorn)")
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in images]
+        for pixels, future in zip(images, futures):
+            self.queue.put_nowait((pixels, future))
+        return await asyncio.gather(*futures)
+
+
+def read_photo(data, filename, image_size, max_pixels):
+    """An uploaded file's pixels as the model sees them, read as predict.py reads a file; else Refused."""
+    if not data:
+        raise Refused(400, f"{filename}: empty file (0 bytes)")
+    _check_pixels(data, filename, max_pixels)
+    # The shared reader takes a path: it picks TensorFlow's or Pillow's decoder by looking at the file.
+    with tempfile.NamedTemporaryFile(prefix="upload-") as file:
+        file.write(data)
+        file.flush()
+        try:
+            return load_image(file.name, image_size)
+        except BadImage as bad:
+            raise Refused(415, f"{filename}: {bad.reason}")
+
+
+def _check_pixels(data, filename, max_pixels):
+    """Refuse a photo with too many pixels from its header alone, before decoding it fills memory."""
+    try:  # no warnings.catch_warnings() here: it is not thread-safe, and photos are read on several threads
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise Refused(413, f"{filename}: too many pixels (refused by Pillow as a possible decompression bomb)")
+    except Exception:
+        return  # not an image Pillow knows: load_image says why, in the words predict.py uses
+    if width * height > max_pixels:
+        raise Refused(413, f"{filename}: {width}x{height} is {width * height / 1e6:.3g} megapixels, over this "
+                           f"server's limit of {max_pixels / 1e6:.3g} (serve.py --max-megapixels); shrink it")
+
+
+async def uploaded_files(request, limits):
+    """The (filename, bytes) of the multipart field `file`, with the byte limits enforced as they arrive."""
+    from starlette.requests import Request
+
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limits.max_request_bytes:
+        raise Refused(413, f"upload of {_size(int(declared))} is over this server's limit of "
+                           f"{_size(limits.max_request_bytes)} per request")
+    received = 0
+
+    async def counted():  # a body sent without Content-Length (chunked) is bounded too
+        nonlocal received
+        message = await request.receive()
+        received += len(message.get("body", b""))
+        if received > limits.max_request_bytes:
+            raise Refused(413, f"upload over this server's limit of {_size(limits.max_request_bytes)} per request")
+        return message
+
+    form = await Request(request.scope, counted).form(max_files=limits.max_files, max_fields=limits.max_files)
+    try:
+        fields = form.getlist("file")
+        if not fields:
+            raise Refused(400, "no photos: send them as multipart/form-data in the field `file`, "
+                               "e.g. curl -F file=@photo.jpg http://HOST:PORT/predict")
+        return [await _read_field(field, number, limits) for number, field in enumerate(fields, 1)]
+    finally:
+        await form.close()  # the spooled temporary files
+
+
+async def _read_field(field, number, limits):
+    from starlette.datastructures import UploadFile
+
+    if not isinstance(field, UploadFile):
+        raise Refused(400, f"field `file` number {number} is text, not a file: send it as a file upload")
+    filename = field.filename or f"file {number}"
+    if field.size is not None and field.size > limits.max_file_bytes:
+        raise Refused(413, f"{filename}: {_size(field.size)}, over this server's limit of "
+                           f"{_size(limits.max_file_bytes)} per photo (serve.py --max-upload-mb)")
+    return filename, await field.read()
+
+
+def _size(count):
+    return f"{count / MB:.1f} MB" if count >= MB else f"{count:,} bytes"
+
+
+def create_app(model, info, limits=Limits(), batch_size=32, batch_wait=0.005, model_file=""):
+    """The FastAPI app around one loaded model (prediction.load_classifier)."""
+    from fastapi import FastAPI, Request
+    from fastapi.responses import HTMLResponse, JSONResponse
+    from starlette.exceptions import HTTPException
+
+    batcher = Batcher(model, batch_size, batch_wait)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        batcher.start()
+        try:
+            yield
+        finally:
+            batcher.stop()
+
+    app = FastAPI(title="Photo classifier", lifespan=lifespan, docs_url=None, redoc_url=None)  # docs pages load a CDN
+
+    @app.exception_handler(Refused)
+    async def refused(request, error):
+        return JSONResponse({"error": error.message}, status_code=error.status)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request, error):  # 404, 405, a malformed multipart body: the same {"error"} shape
+        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code, headers=error.headers)
+
+    @app.exception_handler(Exception)
+    async def crashed(request, error):  # a bug, not the upload: still {"error"}, and the traceback goes to the log
+        return JSONResponse({"error": f"internal error ({type(error).__name__}); see the server's log"}, status_code=500)
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page():
+        return PAGE.replace("{{title}}", escape(f"{info.model or 'model'}: {', '.join(info.class_names)}"))
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok", "model": info.model, "model_file": str(model_file), "classes": info.class_names,
+                "image_size": info.image_size, "model_calls": batcher.calls, "images_labelled": batcher.images}
+
+    @app.post("/predict")
+    async def predict(request: Request):
+        files = await uploaded_files(request, limits)
+        loop = asyncio.get_running_loop()
+        read = [loop.run_in_executor(None, read_photo, data, name, info.image_size, limits.max_pixels) for name, data in files]
+        images = await asyncio.gather(*read, return_exceptions=True)
+        for result in images:  # the first refused photo, in upload order, is the one named
+            if isinstance(result, BaseException):
+                raise result
+        rows = await batcher.predict(images)
+        return {"predictions": [_as_json(Prediction(name, row, info.class_names)) for (name, _), row in zip(files, rows)]}
+
+    return app
+
+
+def _as_json(prediction):
+    """The fields of predict.py --json, with the upload's filename for its path."""
+    return {"filename": str(prediction.path), "label": prediction.label, "confidence": round(prediction.confidence, 4),
+            "probabilities": {name: round(float(value), 4) for name, value in zip(prediction.class_names, prediction.probabilities)}}
+
+
+def warm_up(model, image_size):
+    """One call before the first request, so the first user does not wait for TensorFlow's tracing."""
+    model.predict_on_batch(np.zeros((1, image_size, image_size, 3), np.float32))
+
+
+# The whole page: no CDN, fonts or scripts from elsewhere, so it works on a machine without internet.
+# Each photo is sent in a request of its own (so each gets its own answer or error); the server
+# batches those that arrive together.
+PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Label photos</title>
+<style>
+  body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; padding: 0 1rem; color: #222; }
+  h1 { font-size: 1.4rem; margin-bottom: .2rem; }
+  .model { color: #666; margin-top: 0; }
+  #drop { position: relative; display: block; border: 2px dashed #999; border-radius: .8rem; padding: 2rem; text-align: center; cursor: pointer; }
+  #drop.over { border-color: #2a7; background: #efe; }
+  #drop:focus-within { outline: 3px solid #2a7; outline-offset: 2px; }
+  #picker { position: absolute; width: 1px; height: 1px; opacity: 0; }  /* hidden, yet reachable with Tab */
+  #results { display: grid; grid-template-columns: repeat(auto-fill, minmax(12rem, 1fr)); gap: 1rem; margin-top: 1.5rem; }
+  figure { margin: 0; border: 1px solid #ddd; border-radius: .6rem; overflow: hidden; }
+  figure img { width: 100%; height: 10rem; object-fit: cover; display: block; background: #eee; }
+  figcaption { padding: .5rem .7rem; }
+  .label { font-weight: 600; font-size: 1.1rem; }
+  .name { color: #666; font-size: .8rem; overflow-wrap: anywhere; }
+  .bar { height: .4rem; background: #eee; border-radius: .2rem; margin: .3rem 0; }
+  .bar div { height: 100%; background: #2a7; border-radius: .2rem; }
+  .error { color: #b00; font-size: .9rem; }
+</style>
+</head>
+<body>
+<h1>Label photos</h1>
+<p class="model">{{title}}</p>
+<label id="drop">Drop photos here, or click to pick them
+  <input id="picker" type="file" accept="image/*" multiple>
+</label>
+<div id="results"></div>
+<script>
+const results = document.getElementById("results"), drop = document.getElementById("drop");
+
+function card(file) {
+  const figure = document.createElement("figure"), img = document.createElement("img"), caption = document.createElement("figcaption");
+  img.src = URL.createObjectURL(file);
+  img.alt = file.name;
+  caption.innerHTML = '<div class="label">...</div><div class="bar"><div style="width:0"></div></div><div class="name"></div>';
+  caption.querySelector(".name").textContent = file.name;
+  figure.append(img, caption);
+  results.prepend(figure);
+  return caption;
+}
+
+async function label(file) {
+  const caption = card(file), body = new FormData();
+  body.append("file", file);
+  try {
+    const response = await fetch("predict", {method: "POST", body});
+    const answer = await response.json();
+    if (!response.ok) throw new Error(answer.error || response.statusText);
+    const prediction = answer.predictions[0];
+    caption.querySelector(".label").textContent = prediction.label + " " + (100 * prediction.confidence).toFixed(1) + "%";
+    caption.querySelector(".bar div").style.width = (100 * prediction.confidence) + "%";
+    caption.closest("figure").dataset.label = prediction.label;
+  } catch (error) {
+    caption.querySelector(".label").textContent = "not labelled";
+    const message = document.createElement("div");
+    message.className = "error";
+    message.textContent = error.message;
+    caption.append(message);
+  }
+}
+
+function labelAll(files) { for (const file of files) label(file); }
+document.getElementById("picker").addEventListener("change", event => { labelAll(event.target.files); event.target.value = ""; });
+drop.addEventListener("dragover", event => { event.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", event => { event.preventDefault(); drop.classList.remove("over"); labelAll(event.dataTransfer.files); });
+</script>
+</body>
+</html>
+"""

