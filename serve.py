@@ -10,7 +10,8 @@
 
 POST /predict answers {"predictions": [{"filename", "label", "confidence", "probabilities": {class: p}}]}
 (the fields of predict.py --json); a photo it will not label gets a 4xx {"error": "NAME: why"}.
-Ctrl-C or SIGTERM stops it, after the requests under way are answered.
+Ctrl-C or SIGTERM stops it, after the requests under way are answered (5 s at most): exit code 0.
+A missing model file, a port in use or an unknown --host: one `error:` line, exit code 2.
 """
 import argparse
 import logging
@@ -57,8 +58,10 @@ def listen(host, port):
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         return socket.create_server((host, port), family=family)
+    except socket.gaierror as error:
+        raise config.UsageError(f"--host {host}: {error.strerror}; pass an address of this machine, such as 127.0.0.1 or 0.0.0.0")
     except OSError as error:
-        raise config.UsageError(f"cannot listen on {host}:{port} ({error.strerror or error}): "
+        raise config.UsageError(f"cannot listen on {host}:{port} ({os.strerror(error.errno) if error.errno else error}): "
                                 "pass --port with a free port, or stop the program using it")
 
 

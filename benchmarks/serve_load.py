@@ -12,7 +12,6 @@ time by --time-limit: clients stop sending when it has passed.
 """
 import argparse
 import io
-import os
 import re
 import signal
 import subprocess

@@ -22,7 +22,6 @@ import os
 import sys
 import time
 import warnings
-from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ from PIL import Image
 
 from .config import TEST_DIR, TRAIN_DIR
 from .data import check_layout
-from .images import BadImage, find_images, open_file, open_image
+from .images import BadImage, find_images, open_file, open_image, rgb_pixels
 
 NEAR_BITS = 4      # perceptual hashes (64 bits) this close are the same picture, resized or recompressed
 IMBALANCE = 3.0    # largest class / smallest: at 3:1 a model that always answers the big class scores 75%
@@ -74,11 +73,14 @@ def inspect(photo):
     try:
         image = open_image(photo.path, draft_size=HASH_SIDE)
         photo.size, photo.digest = image.info["full_size"], file_digest(photo.path)
-        photo.phash = int(str(imagehash.phash(image)), 16)
+        # The pixels training sees (upright, 8-bit RGB): a photo turned by its EXIF tag matches its turned copy.
+        photo.phash = int(str(imagehash.phash(Image.fromarray(rgb_pixels(image)))), 16)
     except BadImage as error:
         photo.error = error
     except OSError as error:  # changed while being checked
         photo.error = BadImage(photo.path, error.strerror or str(error))
+    except Exception as error:  # hostile bytes Pillow opened but cannot convert: training could not either
+        photo.error = BadImage(photo.path, f"damaged image ({type(error).__name__}: {error})")
     return photo
 
 
@@ -158,7 +160,7 @@ def quick_check(train_samples, test_samples, class_names, image_size):
     shared = {copy.path for first, copy in exact_pairs(photos) if first.split != copy.split}
     if shared:
         lines.append(f"{len(shared)} {TEST_DIR} photos are exact copies of {TRAIN_DIR} photos, so the test score is "
-                     "too high; `python train_CNN.py --check` lists them")
+                     "too high; `python train_CNN.py --check` with the same --data lists them")
     small = tiny(photos, image_size)
     if small:
         lines.append(f"{len(small)} photos are smaller than {image_size // 2} px on a side (the model sees them "

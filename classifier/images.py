@@ -202,18 +202,34 @@ def needs_pillow(path, image_size):
 
     Raises BadImage for a file that cannot be used. Pillow decodes: photos with an EXIF rotation
     (TensorFlow ignores EXIF), big JPEGs (decoded shrunk), formats or variants TensorFlow does not
-    read (such as 1-, 4- or 8-bit BMP), and 16-bit images.
+    read (such as 1-, 4- or 8-bit BMP), 16-bit images, and damaged files only Pillow reads.
     """
     image = open_image(path, draft_size=image_size)
     if image.info["drafted"] or image.format not in TENSORFLOW_FORMATS or _orientation(image) != 1:
         return True
     if image.mode.startswith("I"):
         return True
-    if image.format == "BMP":
-        # TensorFlow reads the bit depth at byte 28 and decodes only 24/32-bit colour.
-        with open_file(path) as file:
-            return int.from_bytes(file.read(30)[28:30], "little") not in (24, 32)
-    return False
+    with open_file(path) as file:
+        data = file.read()
+    # TensorFlow reads a BMP's bit depth at byte 28 and decodes only 24/32-bit colour.
+    if image.format == "BMP" and int.from_bytes(data[28:30], "little") not in (24, 32):
+        return True
+    return not _tensorflow_decodes(data)
+
+
+def _tensorflow_decodes(data):
+    """Whether TensorFlow's decoder reads these bytes. It refuses some damaged files that Pillow reads
+    (a GIF with a bad record, a BMP of the wrong length, some cut JPEGs and PNGs: tests/test_fuzz.py
+    found them), and a refusal inside tf.data stops the whole epoch, or predict.py, with a traceback
+    instead of naming one file; so those few go to Pillow. One more decode per photo, in the check."""
+    from . import import_tensorflow
+
+    tf = import_tensorflow()
+    try:
+        tf.io.decode_image(data, channels=3, expand_animations=False)
+        return True
+    except tf.errors.OpError:
+        return False
 
 
 def check_images(paths, image_size):
@@ -231,7 +247,11 @@ def check_images(paths, image_size):
 def pillow_pixels(path, image_size):
     """8-bit RGB pixels as Pillow reads them: upright, JPEGs shrunk while decoding (never below
     image_size), palettes through RGBA, 16-bit greys scaled to 8 bits instead of clipped."""
-    image = open_image(path, draft_size=image_size)
+    return rgb_pixels(open_image(path, draft_size=image_size))
+
+
+def rgb_pixels(image):
+    """An opened image (open_image) as pillow_pixels gives it; check.py hashes these pixels."""
     if _orientation(image) != 1:
         with _pillow_warnings():
             image = ImageOps.exif_transpose(image)

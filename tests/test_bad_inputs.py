@@ -1,6 +1,7 @@
 """Every kind of file a user may have in a photo folder: odd but good ones are read the way the
 model expects them (by TensorFlow, or by Pillow inside the same tf.data pipeline), bad ones are
 named in one line each, and neither script crashes on them."""
+import errno
 import io
 import os
 import shutil
@@ -122,15 +123,24 @@ def test_bad_files_are_one_bad_image_naming_the_file(tmp_path, make, reason):
 
 
 def test_an_unreadable_file_says_so(tmp_path, monkeypatch):
-    import classifier.images
+    path = make_photo(tmp_path / "locked.jpg", (0, 0, 0))
+    if os.geteuid() == 0:  # root reads a chmod 000 file anyway: refuse its open() as the kernel refuses other users
+        real_open = os.open
 
-    path = make_photo(tmp_path / "locked.jpg", (0, 0, 0))  # chmod does not stop root, so refuse the open itself
-
-    def refuse(*args, **kwargs):
-        raise PermissionError(13, "Permission denied", str(path))
-    monkeypatch.setattr(classifier.images, "open", refuse, raising=False)
-    with pytest.raises(BadImage, match="permission denied: make the file readable"):
-        load_image(path, 8)
+        def refuse(name, *args, **kwargs):
+            if os.fspath(name) == os.fspath(path):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+            return real_open(name, *args, **kwargs)
+        monkeypatch.setattr(os, "open", refuse)
+    else:
+        path.chmod(0)
+    try:
+        for read in (lambda path: needs_pillow(path, 8), lambda path: load_image(path, 8)):
+            with pytest.raises(BadImage, match="permission denied: make the file readable"):
+                read(path)
+        assert "permission denied" in check_one(path).reason
+    finally:
+        path.chmod(0o644)
 
 
 def test_decompression_bomb_is_refused_before_decoding(tmp_path):

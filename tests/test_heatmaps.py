@@ -62,20 +62,36 @@ def test_the_heatmap_lights_up_the_side_with_the_square(models, arch, method):
             assert (left > 1.5 * right) if side == "left" else (right > 1.5 * left), (arch, side, left, right)
 
 
-def test_grad_cam_finds_the_last_feature_map_inside_the_pretrained_backbone():
+def last_layer_of(kind):
+    return lambda network: [layer for layer in network.layers if isinstance(layer, kind)][-1]
+
+
+@pytest.mark.parametrize("arch, size, side", [
+    ("efficientnet-lite0", 64, 2),  # its feature map is inside the nested backbone; 64 px / stride 32
+    ("cnn", 32, 2),                 # the last block's ReLU, before its pooling
+    ("classic", 32, 13),            # the last Conv2D
+    ("logistic", 32, 32),           # no convolution: a saliency map, one value per pixel
+])
+def test_every_model_kind_gets_a_heatmap_and_the_explainer_scores_as_the_model_does(arch, size, side):
+    """make_model as train_CNN.py calls it, untrained (the pretrained kind with its ImageNet weights)."""
     import keras
 
-    from classifier import efficientnet
     from classifier.heatmap import Explainer
-    from classifier.model import augmentation, head
-
-    backbone = efficientnet.make_backbone(96)  # as model.make_efficientnet_lite0 nests it, without the ImageNet weights
-    network = keras.Sequential([keras.Input(shape=(96, 96, 3)), *augmentation(strong=False), backbone, *head(2, dropout=0.2)])
+    from classifier.model import make_model
+    network = make_model(arch, size, 2)
     explainer = Explainer(network)
-    assert explainer.method == "Grad-CAM on layer efficientnet_lite0/head_relu"
-    heatmaps = explainer.heatmaps(np.random.default_rng(0).uniform(0, 255, (2, 96, 96, 3)), [0, 1])
-    assert [heatmap.shape for heatmap in heatmaps] == [(3, 3), (3, 3)]  # 96 px / stride 32
-    assert all(np.isfinite(heatmap).all() for heatmap in heatmaps)
+    expected = {"efficientnet-lite0": lambda network: network.get_layer("efficientnet_lite0").get_layer("head_relu"),
+                "cnn": last_layer_of(keras.layers.Activation), "classic": last_layer_of(keras.layers.Conv2D),
+                "logistic": lambda network: None}[arch](network)
+    assert explainer.layer is expected
+    assert explainer.method.startswith("saliency" if expected is None else "Grad-CAM on layer ")
+    images = np.random.default_rng(0).uniform(0, 255, (2, size, size, 3)).astype(np.float32)
+    heatmaps = explainer.heatmaps(images, [0, 1])
+    assert [heatmap.shape for heatmap in heatmaps] == [(side, side)] * 2
+    for heatmap in heatmaps:
+        assert np.isfinite(heatmap).all() and heatmap.min() >= 0 and heatmap.max() in (0, pytest.approx(1))
+    _, logits = explainer._forward(images)  # layer by layer, the backbone's two-output copy standing in for it
+    assert np.allclose(keras.ops.softmax(logits), network.predict_on_batch(images), atol=1e-5)
 
 
 @pytest.fixture(scope="module")
