@@ -1,5 +1,6 @@
 """Names, defaults and the settings of a training run: one source of truth for each fact."""
 import dataclasses
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,12 @@ EXIT_OK = 0
 EXIT_SOME_INPUTS_BAD = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+
+
+def short_path(path):
+    """runs/cnn rather than /home/me/project/runs/cnn when the user is in the project folder."""
+    relative = os.path.relpath(path)
+    return Path(relative) if not relative.startswith("..") else Path(path)
 
 
 class UsageError(Exception):

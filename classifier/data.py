@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import import_tensorflow
-from .config import INTERPOLATION, TEST_DIR, TRAIN_DIR, UsageError
+from .config import DATASET_DIR, INTERPOLATION, TEST_DIR, TRAIN_DIR, UsageError, short_path
 from .images import BadImage, check_images, find_images, pillow_pixels
 
 
@@ -44,6 +44,11 @@ def check_layout(data_dir):
         raise UsageError(
             f"the class folders differ: {data_dir / TRAIN_DIR} has {', '.join(names[TRAIN_DIR])} but "
             f"{data_dir / TEST_DIR} has {', '.join(names[TEST_DIR])}; give both sets the same class folders")
+    for split in (TRAIN_DIR, TEST_DIR):  # by file name only: cheap, and before TensorFlow loads
+        for name in names[split]:
+            if not find_images([data_dir / split / name])[0]:
+                fetch = " (or run python train_CNN.py --download-dataset)" if data_dir.resolve() == DATASET_DIR else ""
+                raise UsageError(f"{short_path(data_dir / split / name)} holds no photos: put .jpg or .png photos of {name} there{fetch}")
     return names[TRAIN_DIR]
 
 

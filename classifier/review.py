@@ -196,7 +196,8 @@ def _display(path):
 
 
 def write_index(report_dir, facts, class_names, mistakes, test_count, suspects, training_count, table):
-    """reports/index.html: the whole run on one page, every picture embedded."""
+    """reports/index.html: the whole run on one page, every picture embedded; each section's heading
+    has an id to link to (index.html#mistakes, #suspects, #unsure...)."""
     report_dir = Path(report_dir)
     right = test_count - len(mistakes)
     strong = sum(confidence >= STRONG for *_, confidence in suspects)
@@ -221,29 +222,29 @@ def write_index(report_dir, facts, class_names, mistakes, test_count, suspects, 
 <p>Test_Set accuracy of the kept model: <strong>{right / max(1, test_count):.2%}</strong> ({right} of {test_count} photos);
 classes: {html.escape(", ".join(class_names))}.</p>
 
-<h2>Settings</h2>
+<h2 id="settings">Settings</h2>
 {settings}
 
-<h2>Learning curves</h2>
+<h2 id="learning-curves">Learning curves</h2>
 {_image(report_dir / "learning_curves.png", "learning curves: accuracy and loss per epoch")}
 
-<h2>Confusion matrix</h2>
+<h2 id="confusion-matrix">Confusion matrix</h2>
 {_image(report_dir / "confusion_matrix.png", "confusion matrix on Test_Set")}
 
-<h2>Mistakes</h2>
+<h2 id="mistakes">Mistakes</h2>
 <p>The test photos the model got wrong, most confident first (at most {MAX_MISTAKES}), each under the heatmap of
 the class it chose: red is where the evidence for that class lay. A confident mistake with the heat on the
 background, not the animal, shows what the model wrongly learned to look at.</p>
 {_image(report_dir / "mistakes.png", "the test photos the model got wrong, with heatmaps")}
 
-<h2>Suspected mislabels</h2>
+<h2 id="suspects">Suspected mislabels</h2>
 <p>{len(suspects)} of the {training_count} Training_Set photos (validation part included) are put in another class than
 their folder's by the final model ({strong} with {STRONG:.0%} confidence or more). The model was trained on most of them,
 so one it still disagrees with confidently is likely in the wrong folder, or not a photo of either class.
 The {min(SUSPECTS_SHOWN, len(suspects))} most confident; all are in <a href="suspects.csv">suspects.csv</a>.</p>
 {_table(("", "path", "folder", "model says", "confidence"), suspect_rows, numeric=(4,))}
 
-<h2>Unsure</h2>
+<h2 id="unsure">Unsure</h2>
 <p><code>predict.py --unsure-below P</code> labels a photo <em>unsure</em> when its confidence is below P.
 On the test photos, each P keeps a label on this share of the photos, with this accuracy:</p>
 {_image(report_dir / "unsure.png", "share of photos labelled and their accuracy for each threshold P")}

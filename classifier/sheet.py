@@ -56,12 +56,18 @@ def make_sheet(rows, path, columns=COLUMNS, doubt_below=LOW_CONFIDENCE, title=No
 
     doubtful = sum(confidence < doubt_below for _, _, confidence, _ in rows)
     title = (title or f"{len(rows)} images") + (f" ({undrawn} could not be drawn)" if undrawn else "")
+    legend = ((SURE, "confident"), (DOUBT, f"below {doubt_below:.0%} confidence: {doubtful}"))
+    header_width = GAP + fonts[18].getlength(title) + sum(24 + 18 + fonts[15].getlength(text) for _, text in legend) + GAP
+    if header_width > sheet.width:  # a long title over a few photos: widen the sheet, never cut the header off
+        wider = Image.new("RGB", (math.ceil(header_width), height), PAPER)
+        wider.paste(sheet)
+        sheet, draw = wider, ImageDraw.Draw(wider)
     draw.text((GAP, 14), title, font=fonts[18], fill=INK)
-    legend_x = GAP + draw.textlength(title, font=fonts[18]) + 24
-    for colour, text in ((SURE, "confident"), (DOUBT, f"below {doubt_below:.0%} confidence: {doubtful}")):
+    legend_x = GAP + fonts[18].getlength(title) + 24
+    for colour, text in legend:
         draw.rectangle((legend_x, 19, legend_x + 12, 31), fill=colour)
         draw.text((legend_x + 18, 17), text, font=fonts[15], fill=INK)
-        legend_x += 18 + draw.textlength(text, font=fonts[15]) + 24
+        legend_x += 18 + fonts[15].getlength(text) + 24
     try:
         sheet.save(path)
     except OSError as error:

@@ -23,7 +23,7 @@ from . import artifacts, import_tensorflow, reports
 import_tensorflow()  # this module runs a training: TensorFlow it needs, with its start-up lines hidden
 import keras  # noqa: E402
 from .config import (CHECKPOINT_DIR, DEFAULT_ARCH, MODEL_FILE, REPORTS_DIR, RUNS_DIR, TEST_DIR, TRAIN_DIR, WEIGHTS_FILE,
-                     RunConfig, UsageError)
+                     RunConfig, UsageError, short_path)
 from .check import quick_check
 from .data import check_layout, image_dataset, labelled_samples, split_off
 from .distribute import global_batch_size, make_strategy, shard, writable_output
@@ -68,23 +68,20 @@ def new_run_folder(arch):
     """runs/<arch>, or runs/<arch>-2, -3... : a new folder for each run, so no run replaces another."""
     for number in range(1, 10_000):
         folder = RUNS_DIR / (arch if number == 1 else f"{arch}-{number}")
-        if not folder.exists():
-            return _shorter(folder)
+        # A start that failed before its first epoch (no photos yet, say) leaves nothing worth keeping:
+        # the next run takes its folder, so the README's next command still finds runs/<arch>/model.h5.
+        if not folder.exists() or not (folder / MODEL_FILE).exists() and not has_finished_epochs(folder):
+            return short_path(folder)
     raise UsageError(f"{RUNS_DIR} is full of runs: pass --output DIR")
-
-
-def _shorter(path):
-    """runs/cnn rather than /home/me/project/runs/cnn when the user is in the project folder."""
-    relative = os.path.relpath(path)
-    return Path(relative) if not relative.startswith("..") else path
 
 
 def latest_interrupted_run():
     """The most recent folder under runs/ that holds an interrupted run, for --resume without --output."""
-    candidates = sorted(RUNS_DIR.glob(f"*/{CHECKPOINT_DIR}/{SETTINGS_FILE}"), key=lambda path: path.stat().st_mtime)
+    candidates = sorted((path for path in RUNS_DIR.glob(f"*/{CHECKPOINT_DIR}/{SETTINGS_FILE}") if has_finished_epochs(path.parent.parent)),
+                        key=lambda path: path.stat().st_mtime)
     if not candidates:
         raise UsageError(f"no interrupted run found in {RUNS_DIR}: pass --output DIR of the run to resume")
-    return _shorter(candidates[-1].parent.parent)
+    return short_path(candidates[-1].parent.parent)
 
 
 def resume_settings(output, given):
@@ -101,6 +98,14 @@ def resume_settings(output, given):
     return replace(saved, output=str(output))
 
 
+def has_finished_epochs(output):
+    """Whether OUTPUT holds an interrupted run: its settings and at least one finished epoch. A run
+    stopped during the photo scan or its first epoch left nothing to continue, and blocks nothing."""
+    checkpoint = Path(output, CHECKPOINT_DIR)
+    finished = any(checkpoint.glob("backup-*")) or any(checkpoint.glob("after-*.weights.h5"))
+    return finished and (checkpoint / SETTINGS_FILE).exists()
+
+
 def prepare_output(output_dir, overwrite, resume):
     """Refuse to clobber a trained model or an interrupted run; check the folder is writable and has room."""
     output = Path(output_dir)
@@ -109,10 +114,7 @@ def prepare_output(output_dir, overwrite, resume):
     if existing and not overwrite:
         how = "--resume --overwrite to continue the run and replace it at the end" if resume else "--overwrite to replace it"
         raise UsageError(f"{existing[0]} already exists: pass {how}, or --output DIR to write elsewhere")
-    # An interrupted run is its settings and at least one finished epoch: a run stopped during the photo
-    # scan or its first epoch left nothing to continue, and does not block the next.
-    finished = any(checkpoint.glob("backup-*")) or any(checkpoint.glob("after-*.weights.h5"))
-    if (checkpoint / SETTINGS_FILE).exists() and finished and not resume and not overwrite:
+    if has_finished_epochs(output) and not resume and not overwrite:
         raise UsageError(f"{checkpoint} holds an interrupted run: pass --resume to continue it, or --overwrite to start over")
     if checkpoint.exists() and not resume:  # a run started over
         shutil.rmtree(checkpoint)
@@ -264,14 +266,14 @@ def fit_phases(model, config, photos, batch_size, strategy, output):
             set_phase(model, phase.name)
             compile_for(model, phase, steps_per_epoch)
         announce(phase, model)
-        callbacks = [keras.callbacks.BackupAndRestore(str(checkpoint / f"backup-{phase.name}")),
+        callbacks = [RoomToWrite(output), keras.callbacks.BackupAndRestore(str(checkpoint / f"backup-{phase.name}")),
                      EpochLog(str(log_path), append=log_path.exists())]
         if val_ds is not None:
             callbacks.append(keras.callbacks.ModelCheckpoint(
                 str(best_path), monitor="val_accuracy", mode="max", save_best_only=True, save_weights_only=True,
                 initial_value_threshold=best_so_far(log_path)))
         model.fit(train_ds, validation_data=val_ds, initial_epoch=phase.first_epoch, epochs=phase.end_epoch,
-                  callbacks=callbacks, verbose=progress_verbosity())
+                  callbacks=callbacks, verbose=progress_verbosity(), shuffle=False)  # train_ds shuffles itself
         model.save_weights(str(done))
     if best_path.exists():  # keep the best epoch, not the last
         model.load_weights(str(best_path))
@@ -343,3 +345,20 @@ class EpochLog(keras.callbacks.CSVLogger):
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch + 1, logs)
+
+
+class RoomToWrite(keras.callbacks.Callback):
+    """Before each epoch's checkpoint (the callbacks after this one), check the disk still has room.
+    A disk that fills up during the run then stops it with one line, before HDF5 meets a failed
+    write, which can crash h5py and the process with it (writing() catches the writes that fail anyway)."""
+
+    def __init__(self, output):
+        super().__init__()
+        self.output = output
+
+    def on_epoch_end(self, epoch, logs=None):
+        free = shutil.disk_usage(self.output).free
+        if free < NEEDED_DISK_BYTES:
+            raise UsageError(f"only {free // 2**20} MB left in {self.output}, too little for the checkpoint of epoch {epoch + 1}; "
+                             f"the earlier {MODEL_FILE} and {WEIGHTS_FILE} are untouched and the epochs before it kept: "
+                             "free some space, then run the same command again with --resume")

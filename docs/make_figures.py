@@ -1,14 +1,17 @@
-"""Make the README's pictures from generated images, with the two commands as a user runs them.
+"""Make the README's pictures from generated images, with the commands as a user runs them.
 
     python docs/make_figures.py        # writes docs/contact_sheet.png, learning_curves.png, heatmaps.png, report.png
 
 No photo is involved: Pillow draws cartoon cat faces (pointed ears, whiskers) and dog faces
 (floppy ears, big nose) in the same random fur colours, so the network must learn shapes. A
 short `train_CNN.py --arch classic` run on them gives the learning curves and the run's report
-(reports/index.html, photographed by headless Chromium where /usr/bin/chromium exists; a few
-dog faces are filed under Cats so that its suspects table has something to show), and
-`predict.py --sheet` on a fresh set the contact sheet, with `--heatmaps` the heatmap sheet.
-A few minutes on a laptop CPU.
+(reports/index.html from its Mistakes section down, photographed by headless Chromium through
+Selenium where /usr/bin/chromium and chromedriver exist; a few dog faces are filed under Cats so
+that its suspects table has something to show), and `predict.py --sheet` on fresh faces the
+contact sheet. The heatmaps come from a two-epoch run of the default, pretrained model:
+Grad-CAM on its last feature map lands on the eyes, noses and ears, where the small classic
+model, which knows a cat mostly by the absence of floppy ears, lights up the background.
+About five minutes on a laptop CPU.
 """
 import os
 import random
@@ -22,6 +25,8 @@ from PIL import Image, ImageDraw, ImageFilter
 
 DOCS = Path(__file__).resolve().parent
 PROJECT = DOCS.parent
+FIRST_SEED = {"Training_Set": 0, "Test_Set": 5_000, "Predict": 10_000}  # no face in two sets: test copies of training faces flatter the score
+MAX_BYTES = 400_000  # per picture: the README stays light
 FUR = [(230, 150, 60), (90, 70, 60), (200, 200, 195), (40, 40, 45), (240, 225, 190), (160, 110, 70)]
 
 
@@ -66,12 +71,13 @@ def cartoon(kind, seed, size=128):
     return image.filter(ImageFilter.GaussianBlur(rng.uniform(0, 1.2)))
 
 
-def make_folder(root, counts, first_seed=0):
+def make_folder(root, counts):
+    """count cat and count dog faces in root/<split>/Cats and Dogs, for each split: count of counts."""
     for split, count in counts.items():
         for kind, folder in (("cat", "Cats"), ("dog", "Dogs")):
             target = Path(root, split, folder)
             target.mkdir(parents=True, exist_ok=True)
-            for index in range(first_seed, first_seed + count):
+            for index in range(FIRST_SEED[split], FIRST_SEED[split] + count):
                 cartoon(kind, index).save(target / f"{kind}.{index}.jpg", quality=90)
 
 
@@ -81,40 +87,75 @@ def mislabel(folder, count):
         shutil.move(Path(folder, "Training_Set", "Dogs", f"dog.{index}.jpg"), Path(folder, "Training_Set", "Cats", f"dog.{index}.jpg"))
 
 
-def screenshot(page, png_path, width=1100, height=2600):
-    """The top of an HTML page as headless Chromium draws it; skipped without Chromium."""
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    if not os.access(chromium, os.X_OK):
-        print(f"no Chromium here: {png_path} not made (apt-get install chromium)")
+CHROMIUM = "/usr/bin/chromium"  # Debian's; with its chromedriver, as the browser test uses them
+
+
+def screenshot(page, png_path, section, width=1100, max_height=2600):
+    """The HTML page from its #section to its end (at most max_height pixels), as headless Chromium draws it (Selenium + chromedriver);
+    skipped without them. (chromium --screenshot cannot scroll: a page#section URL gives a blank picture.)"""
+    try:
+        from selenium import webdriver
+    except ImportError:
+        webdriver = None
+    if webdriver is None or not (os.access(CHROMIUM, os.X_OK) and shutil.which("chromedriver")):
+        print(f"no Selenium, {CHROMIUM} and chromedriver here: {png_path} not made (apt-get install chromium chromium-driver)")
         return
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
     with tempfile.TemporaryDirectory() as profile:
-        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
-                        "--disable-background-networking", "--disable-component-update", "--hide-scrollbars",
-                        f"--user-data-dir={profile}", f"--window-size={width},{height}", f"--screenshot={png_path}",
-                        Path(page).resolve().as_uri()], check=True, capture_output=True)
+        for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--hide-scrollbars",
+                     f"--user-data-dir={profile}"):
+            options.add_argument(flag)
+        driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=shutil.which("chromedriver")))
+        try:
+            driver.set_window_size(width, 1000)  # the width first: it decides where lines wrap, so the page's height
+            driver.get(Path(page).resolve().as_uri())
+            top, bottom, chrome = driver.execute_script(  # the page from the section's heading to its end
+                "return [document.getElementById(arguments[0]).getBoundingClientRect().top + window.scrollY - 12,"
+                " document.documentElement.scrollHeight, window.outerHeight - window.innerHeight];", section)
+            driver.set_window_size(width, min(bottom - top, max_height) + chrome)
+            driver.execute_script("window.scrollTo(0, arguments[0])", top)
+            driver.save_screenshot(str(png_path))
+        finally:
+            driver.quit()
+    print(f"{png_path}: {page} from #{section} down")
 
 
-def run(script, *args):
+def shrink(png_path, limit=MAX_BYTES):
+    """Re-save a picture of more than limit bytes in 256 colours (k-means refined, dithered): a quarter of the size, hardly a difference."""
+    if png_path.is_file() and png_path.stat().st_size > limit:
+        with Image.open(png_path) as picture:
+            picture.convert("RGB").quantize(256, kmeans=2, dither=Image.Dither.FLOYDSTEINBERG).save(png_path, optimize=True)
+
+
+def run(work, script, *args):
+    """Run a script in the folder work, so that the pictures show short paths (data/Training_Set/...)."""
     print("$ python", script, *map(str, args), flush=True)
-    subprocess.run([sys.executable, str(PROJECT / script), *map(str, args)], check=True)
+    subprocess.run([sys.executable, str(PROJECT / script), *map(str, args)], cwd=work, check=True)
 
 
 def main():
     with tempfile.TemporaryDirectory() as work:
-        work = Path(work)
-        make_folder(work / "data", {"Training_Set": 240, "Test_Set": 60})
-        mislabel(work / "data", 4)
-        run("train_CNN.py", "--data", work / "data", "--output", work / "run", "--arch", "classic",
+        make_folder(Path(work, "data"), {"Training_Set": 240, "Test_Set": 60})
+        mislabel(Path(work, "data"), 4)
+        run(work, "train_CNN.py", "--data", "data", "--output", "classic", "--arch", "classic",
             "--image-size", 64, "--epochs", 10, "--batch-size", 32)
-        shutil.copyfile(work / "run" / "reports" / "learning_curves.png", DOCS / "learning_curves.png")
-        screenshot(work / "run" / "reports" / "index.html", DOCS / "report.png")
+        shutil.copyfile(Path(work, "classic", "reports", "learning_curves.png"), DOCS / "learning_curves.png")
+        screenshot(Path(work, "classic", "reports", "index.html"), DOCS / "report.png", section="mistakes")
 
-        make_folder(work / "new", {"Predict": 9}, first_seed=10_000)  # faces the model has never seen
-        photos = sorted((work / "new" / "Predict").rglob("*.jpg"), key=lambda path: int(path.stem.split(".")[1]))
-        run("predict.py", *photos, "--model", work / "run" / "model.h5", "--weights", work / "run" / "weights.h5",
-            "--sheet", DOCS / "contact_sheet.png")
-        run("predict.py", *photos[:6], "--model", work / "run" / "model.h5", "--heatmaps", work / "heatmaps",
+        make_folder(Path(work, "new"), {"Predict": 9})  # faces no model has seen
+        photos = sorted(Path(work).glob("new/Predict/*/*.jpg"), key=lambda path: int(path.stem.split(".")[1]))
+        photos = [path.relative_to(work) for path in photos]
+        run(work, "predict.py", *photos, "--model", "classic/model.h5", "--sheet", DOCS / "contact_sheet.png")
+
+        make_folder(Path(work, "small"), {"Training_Set": 80, "Test_Set": 20})
+        run(work, "train_CNN.py", "--data", "small", "--output", "pretrained", "--epochs", 2)
+        run(work, "predict.py", *photos[:6], "--model", "pretrained/model.h5", "--heatmaps", "heatmaps",
             "--sheet", DOCS / "heatmaps.png")
+    for name in ("learning_curves.png", "report.png", "contact_sheet.png", "heatmaps.png"):
+        shrink(DOCS / name)
+        print(f"{DOCS / name}: {(DOCS / name).stat().st_size // 1000} KB")
 
 
 if __name__ == "__main__":

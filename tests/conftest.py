@@ -30,10 +30,11 @@ def make_photo(path, colour, size=(40, 40), seed=0, mode="RGB", **save_options):
 
 
 def make_dataset(root, train_per_class=12, test_per_class=6, colours=COLOURS):
-    for split, count in (("Training_Set", train_per_class), ("Test_Set", test_per_class)):
+    # Other seeds for Test_Set: copies of training photos there would be leakage (and a warning).
+    for split, count, first_seed in (("Training_Set", train_per_class, 0), ("Test_Set", test_per_class, 10_000)):
         for name, colour in colours.items():
             for index in range(count):
-                make_photo(Path(root, split, name, f"{name.lower()}.{index}.jpg"), colour, seed=index)
+                make_photo(Path(root, split, name, f"{name.lower()}.{index}.jpg"), colour, seed=first_seed + index)
     return Path(root)
 
 

@@ -38,7 +38,9 @@ def train(data, output, *extra, stop_with=None):
     """
     process = subprocess.Popen(
         [sys.executable, PROJECT / "train_CNN.py", *train_args(data, output, *extra)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        # Ctrl-C as in a terminal, even when pytest runs as a background job (which inherits SIGINT ignored).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     watchdog = threading.Timer(600, process.kill)  # a hung run fails the test instead of hanging it
     watchdog.start()
     try:

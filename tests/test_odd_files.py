@@ -369,3 +369,20 @@ def test_a_real_write_failure_while_training_is_one_line(tmp_path):
                              "--epochs", "1", "--image-size", "32", "--overwrite"],
                             preexec_fn=small_files, capture_output=True, text=True, timeout=300)
     assert_one_line_and_nothing_lost(result, output, "the checkpoint", "File too large")
+
+
+def test_a_disk_filling_up_during_training_stops_it_in_one_line_before_the_checkpoint(tmp_path, run, monkeypatch):
+    import collections
+
+    from classifier import training
+
+    data = make_dataset(tmp_path / "data")
+    room = iter([10 * 2**30])  # plenty when the run starts (prepare_output), then 5 MB
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(training.shutil, "disk_usage", lambda path: usage(0, 0, next(room, 5 * 2**20)))
+    result = run("train_CNN.py", "--data", data, "--output", tmp_path / "run", "--arch", "logistic",
+                 "--image-size", 32, "--epochs", 2)
+    assert result.returncode == 2
+    assert "only 5 MB left in" in result.stderr and "--resume" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "run" / "model.h5").exists() and (tmp_path / "run" / "checkpoint").is_dir()

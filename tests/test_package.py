@@ -94,7 +94,7 @@ def test_from_scratch_batchnorm_catches_up_within_a_few_dozen_steps():
     import_tensorflow()
     import keras
     momenta = {layer.momentum for layer in make_model("cnn", 32, 2).layers if isinstance(layer, keras.layers.BatchNormalization)}
-    assert momenta and max(momenta) <= 0.9  # Keras's 0.99 left small runs at chance (test_train_cli tests the effect)
+    assert momenta and max(momenta) <= 0.9  # Keras's 0.99 left small runs at chance (test_train_cli.test_the_cnn_learns_from_a_few_hundred_photos tests the effect)
 
 
 def test_layout_gives_sorted_class_names_two_or_more(tmp_path):

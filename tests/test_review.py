@@ -145,6 +145,8 @@ def test_the_page_uses_only_embedded_or_local_files(reports):
     for url in sources.urls:
         assert url.startswith("data:") or ("://" not in url and not url.startswith("//") and (reports / url).exists()), url
     assert "<script" not in page.lower() and "<link" not in page.lower()
+    for section in ("settings", "learning-curves", "confusion-matrix", "mistakes", "suspects", "unsure"):
+        assert f'<h2 id="{section}">' in page, section  # index.html#mistakes: links and docs/make_figures.py's screenshot
 
 
 def chromium_image_widths(page):
@@ -155,7 +157,7 @@ def chromium_image_widths(page):
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     with tempfile.TemporaryDirectory() as profile:
-        for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+        for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                      "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={profile}"):
             options.add_argument(flag)
         driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=shutil.which("chromedriver")))

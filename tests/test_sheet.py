@@ -81,6 +81,14 @@ def test_grid_of_thumbnails_with_doubtful_ones_framed(tmp_path, drawn_text):
         assert name in drawn_text and f"{confidence:.1%}" in drawn_text
 
 
+def test_a_long_title_over_a_few_photos_widens_the_sheet_rather_than_cut_the_legend_off(tmp_path):
+    photo = make_photo(tmp_path / "a.jpg", COLOURS["Dogs"])
+    sheet.make_sheet([(photo, "Cats, is Dogs", 0.59)] * 2, tmp_path / "sheet.png", title="2 of 120 test photos wrong")
+    header = read_sheet(tmp_path / "sheet.png")[:sheet.HEADER]
+    inked = np.nonzero((np.abs(header - sheet.PAPER).sum(axis=2) > 60).any(axis=0))[0]  # columns with text or a swatch
+    assert header.shape[1] - 1 - inked.max() >= sheet.GAP - 1, (header.shape[1], inked.max())
+
+
 def test_sheet_holds_at_most_max_images(tmp_path, monkeypatch):
     monkeypatch.setattr(sheet, "MAX_IMAGES", 3)
     photo = make_photo(tmp_path / "a.jpg", COLOURS["Dogs"])
