@@ -75,12 +75,15 @@ def label_images(args):
     from classifier.prediction import load_classifier, predict_files
 
     paths, missing = find_images(args.paths or [config.PREDICT_DIR])
+    if not paths:  # nothing to label: one line that says why
+        if not args.paths:
+            raise config.UsageError(f"{config.short_path(config.PREDICT_DIR)} holds no photos: put the photos to label there, "
+                                    "or name files or folders: python predict.py PHOTOS")
+        if len(missing) == len(args.paths):
+            raise config.UsageError(f"{', '.join(map(str, missing))}: no such file or folder")
+        raise config.UsageError(f"no images found in {', '.join(args.paths)} (looked for {', '.join(config.IMAGE_EXTENSIONS)} files)")
     for path in missing:
         print(f"error: {path}: no such file or folder", file=sys.stderr)
-    if not paths:
-        if not args.paths:
-            raise config.UsageError(f"{config.PREDICT_DIR} holds no photos: put the photos to label there, or name files or folders: python predict.py PHOTOS")
-        raise config.UsageError(f"no images found in {', '.join(args.paths)} (looked for {', '.join(config.IMAGE_EXTENSIONS)} files)")
     writers = open_writers(args)
     model, info = load_classifier(args.model, args.weights, args.classes)
     explainer = None

@@ -35,8 +35,9 @@ SHARD_PROBE = """
 import hashlib, json, sys
 from classifier import distribute
 strategy = distribute.make_strategy("multiworker")
-from classifier.data import image_dataset
-dataset, count, _ = image_dataset(sys.argv[1], ["Cats", "Dogs"], 32, 2 * strategy.num_replicas_in_sync, shuffle=True, seed=7)
+from classifier.data import image_dataset, labelled_samples
+samples, _ = labelled_samples(sys.argv[1], ["Cats", "Dogs"], 32)
+dataset = image_dataset(samples, 32, 2 * strategy.num_replicas_in_sync, shuffle=True, seed=7)
 batches = strategy.experimental_distribute_dataset(distribute.shard(dataset))
 for epoch in range(2):
     seen = [hashlib.sha1(image.numpy().tobytes()).hexdigest()
@@ -59,7 +60,7 @@ def weight_shapes(model_path):
 def test_mirrored_on_two_cpu_devices_gives_what_one_device_gives(tmp_path, dataset, trained):
     single, _ = trained
     result = subprocess.run([sys.executable, "-c", TWO_CPUS, "--data", dataset, "--output", tmp_path, *map(str, TRAIN_ARGS),
-                             "--distribute", "mirrored"], cwd=PROJECT, capture_output=True, text=True, timeout=CLUSTER_TIMEOUT)
+                             "--arch", "cnn", "--distribute", "mirrored"], cwd=PROJECT, capture_output=True, text=True, timeout=CLUSTER_TIMEOUT)
     assert result.returncode == 0, result.stderr
     assert "Distribute 'mirrored': 2 replica(s), global batch 16 (8 per replica)" in result.stdout
     assert files_in(tmp_path) == files_in(single)
@@ -118,7 +119,7 @@ def test_multiworker_trains_and_only_the_chief_writes(tmp_path, dataset):
         folder.mkdir()
     results = run_cluster(tmp_path, lambda index: [
         PROJECT / "train_CNN.py", "--data", dataset, "--output", outputs[index], *TRAIN_ARGS,
-        "--model", "logistic", "--distribute", "multiworker"])
+        "--arch", "logistic", "--distribute", "multiworker"])
     for code, out, err in results:
         assert code == 0, out + err
         assert "Distribute 'multiworker': 2 replica(s), global batch 16 (8 per replica)" in out

@@ -123,7 +123,7 @@ def test_empty_class_folder(tmp_path, run):
         (data / "Training_Set" / "Dogs").mkdir()
         (data / "Training_Set" / "Dogs" / "README.txt").write_text("put photos here")
     message = layout_error(tmp_path, run, empty_dogs)
-    assert "Dogs has no readable images" in message
+    assert "Dogs holds no photos" in message
 
 
 def test_help_and_usage_errors_answer_without_loading_tensorflow(run):
