@@ -97,8 +97,7 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return config.EXIT_USAGE
     except KeyboardInterrupt:
-        print("\nInterrupted: no model file was changed; run again with --resume to continue from the last finished epoch.",
-              file=sys.stderr)
+        print(f"\n{config.TRAINING_INTERRUPTED}", file=sys.stderr)
         # Leave at once: tearing down TensorFlow with its input threads stopped mid-step can abort
         # the process ("free(): invalid next size"). Everything worth keeping is already on disk.
         sys.stdout.flush()

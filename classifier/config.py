@@ -33,6 +33,8 @@ EXIT_OK = 0
 EXIT_SOME_INPUTS_BAD = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+TRAINING_INTERRUPTED = ("Interrupted: no model file was changed; run again with --resume to continue from the "
+                        "last finished epoch.")
 
 
 def short_path(path):

@@ -11,6 +11,7 @@ import math
 import os
 import shutil
 import signal
+import sys
 import time
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
@@ -22,8 +23,8 @@ from . import artifacts, import_tensorflow, reports
 
 import_tensorflow()  # this module runs a training: TensorFlow it needs, with its start-up lines hidden
 import keras  # noqa: E402
-from .config import (CHECKPOINT_DIR, DEFAULT_ARCH, MODEL_FILE, REPORTS_DIR, RUNS_DIR, TEST_DIR, TRAIN_DIR, WEIGHTS_FILE,
-                     RunConfig, UsageError, short_path)
+from .config import (CHECKPOINT_DIR, DEFAULT_ARCH, EXIT_INTERRUPTED, MODEL_FILE, REPORTS_DIR, RUNS_DIR, TEST_DIR, TRAIN_DIR, WEIGHTS_FILE,
+                     TRAINING_INTERRUPTED, RunConfig, UsageError, short_path)
 from .check import quick_check
 from .data import check_layout, image_dataset, labelled_samples, split_off
 from .distribute import global_batch_size, make_strategy, shard, writable_output
@@ -183,11 +184,23 @@ def close_hdf5_files_in(folder):
                 file_id.close()
 
 
-def stop_on_sigterm():
-    """Treat SIGTERM like Ctrl-C, so `kill` also leaves the checkpoint and the old model intact."""
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, handler)
+@contextmanager
+def exit_on_signals():
+    """Ctrl-C or kill (SIGTERM) while fitting: say so and leave at once, exit code 130. Raising
+    KeyboardInterrupt instead unwinds through fit() and tf.data's threads, which can abort the process
+    ("free(): invalid next size"). Nothing is lost: the finished epochs are in the checkpoint, and the
+    model files are only ever replaced whole, by renaming (artifacts.save)."""
+    def leave(signum, frame):
+        sys.stdout.flush()
+        print(f"\n{TRAINING_INTERRUPTED}", file=sys.stderr, flush=True)
+        os._exit(EXIT_INTERRUPTED)
+
+    previous = {number: signal.signal(number, leave) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 @dataclass
@@ -256,7 +269,6 @@ def fit_phases(model, config, photos, batch_size, strategy, output):
     train_ds = shard(image_dataset(photos.train, config.image_size, batch_size, shuffle=True, seed=config.seed, cache=True))
     val_ds = shard(image_dataset(photos.validation, config.image_size, batch_size, cache=True)) if photos.validation else None
     steps_per_epoch = math.ceil(len(photos.train) / batch_size)
-    stop_on_sigterm()
     for phase in plan_phases(config):
         done = checkpoint / f"after-{phase.name}.weights.h5"
         if done.exists():  # finished before an interruption
@@ -272,9 +284,10 @@ def fit_phases(model, config, photos, batch_size, strategy, output):
             callbacks.append(keras.callbacks.ModelCheckpoint(
                 str(best_path), monitor="val_accuracy", mode="max", save_best_only=True, save_weights_only=True,
                 initial_value_threshold=best_so_far(log_path)))
-        model.fit(train_ds, validation_data=val_ds, initial_epoch=phase.first_epoch, epochs=phase.end_epoch,
-                  callbacks=callbacks, verbose=progress_verbosity(), shuffle=False)  # train_ds shuffles itself
-        model.save_weights(str(done))
+        with exit_on_signals():
+            model.fit(train_ds, validation_data=val_ds, initial_epoch=phase.first_epoch, epochs=phase.end_epoch,
+                      callbacks=callbacks, verbose=progress_verbosity(), shuffle=False)  # train_ds shuffles itself
+            model.save_weights(str(done))
     if best_path.exists():  # keep the best epoch, not the last
         model.load_weights(str(best_path))
 
