@@ -113,10 +113,10 @@ def evaluate(args):
     from classifier.prediction import evaluate, format_report, load_classifier
 
     model, info = load_classifier(args.model, args.weights, args.classes)
-    confusion, predictions, bad = evaluate(model, info, args.evaluate, args.batch_size, args.tta)
+    confusion, predictions, right, bad = evaluate(model, info, args.evaluate, args.batch_size, args.tta)
     print(format_report(confusion, info.class_names))
     if args.unsure_below:
-        print(unsure_report(args, info, predictions))
+        print(unsure_report(args.unsure_below, predictions, right))
     if bad:
         print(f"{bad} files could not be read and were left out", file=sys.stderr)
     return config.EXIT_SOME_INPUTS_BAD if bad else config.EXIT_OK
@@ -134,16 +134,13 @@ def stop_on_sigterm():
         signal.signal(signal.SIGTERM, previous)
 
 
-def unsure_report(args, info, predictions):
+def unsure_report(threshold, predictions, right):
     """What --unsure-below P buys on the evaluated photos: how many keep a label, and how many of those are right."""
-    from classifier.prediction import coverage, labelled_photos
+    from classifier.prediction import coverage
 
-    paths, truth = labelled_photos(args.evaluate, info.class_names)
-    true_index = dict(zip(paths, truth))
-    share, accuracy = coverage([prediction.confidence for prediction in predictions],
-                               [prediction.index == true_index[prediction.path] for prediction in predictions], args.unsure_below)
+    share, accuracy = coverage([prediction.confidence for prediction in predictions], right, threshold)
     unsure = round(len(predictions) * (1 - share))
-    return (f"\nwith --unsure-below {args.unsure_below:g}: {share:.2%} of the images labelled ({unsure} unsure), "
+    return (f"\nwith --unsure-below {threshold:g}: {share:.2%} of the images labelled ({unsure} unsure), "
             f"accuracy of those labelled {accuracy:.2%}")
 
 

@@ -118,18 +118,20 @@ def labelled_photos(folder, class_names):
 
 
 def evaluate(model, info, folder, batch_size, tta=False):
-    """The confusion matrix on FOLDER/<class>/ photos. Returns (confusion, predictions, unreadable count)."""
+    """The confusion matrix on FOLDER/<class>/ photos. Returns (confusion, predictions, whether each
+    prediction is right, unreadable count)."""
     paths, truth = labelled_photos(folder, info.class_names)
     count = len(info.class_names)
     confusion = np.zeros((count, count), dtype=int)  # rows: true class, columns: predicted class
-    predictions, bad = [], 0
+    predictions, right, bad = [], [], 0
     for result, actual in zip(predict_files(model, info, paths, batch_size, tta), truth):
         if isinstance(result, BadImage):
             bad += 1
             continue
         confusion[actual, result.index] += 1
         predictions.append(result)
-    return confusion, predictions, bad
+        right.append(result.index == actual)
+    return confusion, predictions, right, bad
 
 
 def coverage(confidences, correct, threshold):
