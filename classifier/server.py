@@ -24,7 +24,8 @@ from PIL import Image
 
 from .data import load_image
 from .images import BadImage
-from .prediction import Prediction, probabilities
+from .prediction import Prediction, predict_batch
+from .writers import json_fields
 
 MB = 2**20
 MULTIPART_ROOM = MB  # the part headers and boundaries around the files, allowed on top of their bytes
@@ -91,7 +92,7 @@ class Batcher:
 
     def _call(self, images):
         self.calls, self.images = self.calls + 1, self.images + len(images)
-        return probabilities(self.model.predict_on_batch(images.astype(np.float32)))
+        return predict_batch(self.model, images.astype(np.float32))
 
     async def predict(self, images):
         """One probability row per image (uint8 HxWx3), once the worker has run them."""
@@ -235,8 +236,8 @@ def create_app(model, info, limits=Limits(), batch_size=32, batch_wait=0.005, mo
 
 def _as_json(prediction):
     """The fields of predict.py --json, with the upload's filename for its path."""
-    return {"filename": str(prediction.path), "label": prediction.label, "confidence": round(prediction.confidence, 4),
-            "probabilities": {name: round(float(value), 4) for name, value in zip(prediction.class_names, prediction.probabilities)}}
+    fields = json_fields(prediction)
+    return {"filename": fields.pop("path"), **fields}
 
 
 def warm_up(model, image_size):

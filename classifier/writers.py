@@ -17,6 +17,13 @@ def _row(prediction):
     return str(prediction.path), prediction.label, f"{prediction.confidence:.4f}"
 
 
+def json_fields(prediction):
+    """One photo as predict.py --json (and serve.py's API) gives it, numbers to 4 decimals as the lines print them."""
+    path, label, confidence = _row(prediction)
+    probabilities = {name: round(float(value), 4) for name, value in zip(prediction.class_names, prediction.probabilities)}
+    return {"path": path, "label": label, "confidence": float(confidence), "probabilities": probabilities}
+
+
 class Lines:
     """Tab-separated `path  label  confidence` lines on stdout, printed as each photo is labelled."""
 
@@ -39,9 +46,7 @@ class Json:
         self.stream, self.objects = stream or sys.stdout, []
 
     def add(self, prediction):
-        path, label, confidence = _row(prediction)
-        probabilities = {name: round(float(value), 4) for name, value in zip(prediction.class_names, prediction.probabilities)}
-        self.objects.append(json.dumps({"path": path, "label": label, "confidence": float(confidence), "probabilities": probabilities}))
+        self.objects.append(json.dumps(json_fields(prediction)))
 
     def close(self):
         print("[" + ",\n ".join(self.objects) + "]", file=self.stream)
