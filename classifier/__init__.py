@@ -1,4 +1,4 @@
-"""A small toolkit to train and use a two-class image classifier (cats vs dogs first) with Keras 3.
+"""A small toolkit to train and use an image classifier (cats vs dogs first) with Keras 3.
 
 Importing the package is cheap: TensorFlow is imported only by the modules that need it, so
 `--help` and usage errors answer at once.
@@ -33,4 +33,7 @@ def import_tensorflow():
             os.close(saved)
         # Keras notes through absl that HDF5 files are "legacy": writing them is the point here.
         logging.getLogger("absl").setLevel(logging.ERROR)
+        # TensorFlow's Python warnings are about its internals, such as "triggered tf.function
+        # retracing" when the model and the top it trains (features.py) predict in turn: not the user's concern.
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
     return sys.modules["tensorflow"]

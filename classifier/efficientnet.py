@@ -39,6 +39,11 @@ STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80)
 STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
 IMAGENET_CLASSES = 1000
+# Fine-tuning trains blocks 12-15 and the head conv; blocks 0-11 stay frozen, so their output (the
+# output of block 11's projection: block 11 starts a stage, so it has no residual add) is what
+# features.py computes once per photo.
+FIRST_TRAINABLE_BLOCK = 12
+FROZEN_OUTPUT = f"block{FIRST_TRAINABLE_BLOCK - 1}_project_bn"
 
 
 # --- The network ---------------------------------------------------------------------------------
@@ -96,7 +101,7 @@ def block_of(layer_name):
     return int(layer_name[5:].split("_")[0]) if layer_name.startswith("block") else None
 
 
-def freeze_except_top(backbone, first_trainable_block=12):
+def freeze_except_top(backbone, first_trainable_block=FIRST_TRAINABLE_BLOCK):
     """Fine-tuning, phase 2: train blocks >= first_trainable_block and the head conv, nothing else.
 
     Phase 1 is simply backbone.trainable = False. Every BatchNormalization layer stays frozen:

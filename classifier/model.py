@@ -112,3 +112,10 @@ def set_phase(model, phase):
     elif phase == "fine-tune":
         from .efficientnet import freeze_except_top
         freeze_except_top(backbones[0])
+
+
+def split_frozen(model):
+    """(frozen lower blocks, trainable top) of a pretrained model: features.py runs the first once per photo."""
+    from .efficientnet import FROZEN_OUTPUT
+    from .features import split
+    return split(model, FROZEN_OUTPUT)

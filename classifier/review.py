@@ -34,11 +34,13 @@ UNSURE_TABLE = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)   # the thresholds the repo
 SUSPECTS_HEADER = ("path", "label", "predicted", "confidence")
 
 
-def write_review(report_dir, model, class_names, image_size, batch_size, test_samples, test_scores, training_samples, facts):
+def write_review(report_dir, model, class_names, image_size, batch_size, test_samples, test_scores, training_samples,
+                 training_scores, facts):
     """Write mistakes.png, suspects.csv, unsure.png and index.html (and a section of summary.md) into report_dir.
 
     test_scores: the model's outputs on test_samples, in their order; training_samples: every
-    labelled photo of Training_Set (validation part included), scored here once more.
+    labelled photo of Training_Set (validation part included), and training_scores the model's outputs
+    on them, not augmented (None: they are scored here, once more).
     """
     report_dir = Path(report_dir)
     test_scores = probabilities(test_scores)
@@ -46,9 +48,11 @@ def write_review(report_dir, model, class_names, image_size, batch_size, test_sa
     mistakes = find_mistakes(test_samples, test_scores)
     draw_mistakes(report_dir / "mistakes.png", mistakes, len(test_samples), class_names, model, image_size, batch_size)
 
-    print(f"Scoring the {len(training_samples)} Training_Set photos once more for reports/suspects.csv "
-          "(photos whose folder the model disagrees with)...", flush=True)
-    training_scores = predict_samples(model, training_samples, image_size, batch_size)
+    if training_scores is None:
+        print(f"Scoring the {len(training_samples)} Training_Set photos once more for reports/suspects.csv "
+              "(photos whose folder the model disagrees with)...", flush=True)
+        training_scores = predict_samples(model, training_samples, image_size, batch_size)
+    training_scores = probabilities(training_scores)
     suspects = find_suspects(training_samples, training_scores, class_names)
     write_suspects(report_dir / "suspects.csv", suspects)
 

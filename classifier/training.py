@@ -226,10 +226,12 @@ def train(config, overwrite=False, resume=False):
     model = build_model(config, class_names, strategy, batch_size)
     started = time.time()
     with writing("the checkpoint", output):
-        fit_phases(model, config, photos, batch_size, strategy, output)
+        fit = fit_phases(model, config, photos, batch_size, strategy, output)
     minutes = (time.time() - started) / 60
     scores = model.predict(image_dataset(photos.test, config.image_size, batch_size), verbose=0)  # Test_Set, once
-    return save_results(model, config, class_names, photos, scores, minutes, batch_size, output)
+    # For reports/suspects.csv; from the cached features when there are some, else review.py reads the photos again.
+    training_scores = fit.model.predict(fit.all_training, verbose=0) if fit.all_training is not None else None
+    return save_results(model, config, class_names, photos, scores, training_scores, minutes, batch_size, output)
 
 
 def load_photos(config, class_names):
@@ -256,18 +258,47 @@ def build_model(config, class_names, strategy, batch_size):
     return model
 
 
+@dataclass
+class FitData:
+    """What model.fit trains on: the whole model on the photos, or for a pretrained model its top on
+    the frozen blocks' output, computed once (features.py)."""
+    model: keras.Model
+    train: object               # tf.data stream of augmented, shuffled batches
+    validation: object          # tf.data stream, or None when nothing is held out
+    all_training: object = None  # the training then validation photos, not augmented, as `model` takes them (None: photos)
+
+
+def data_for_fit(model, config, photos, batch_size, strategy):
+    if not MODELS[config.arch].head_epochs:  # from scratch: every layer trains, on the photos
+        train = image_dataset(photos.train, config.image_size, batch_size, shuffle=True, seed=config.seed, cache=True)
+        validation = shard(image_dataset(photos.validation, config.image_size, batch_size, cache=True)) if photos.validation else None
+        return FitData(model, shard(train), validation)
+    from .features import feature_dataset, frozen_features
+    from .model import split_frozen
+
+    with strategy.scope():
+        frozen, top = split_frozen(model)
+    print(f"Running the frozen blocks of the backbone once over the {len(photos.train)} training photos and their mirror "
+          f"images, and the {len(photos.validation)} validation photos; each epoch then trains only the top...", flush=True)
+    verbose = 1 if os.isatty(1) else 2
+    train = frozen_features(frozen, photos.train, config.image_size, batch_size, mirrors=True, verbose=verbose)
+    validation = frozen_features(frozen, photos.validation, config.image_size, batch_size, mirrors=False, verbose=verbose)
+    return FitData(top, shard(feature_dataset(train, photos.train, batch_size, shuffle=True, seed=config.seed)),
+                   shard(feature_dataset(validation, photos.validation, batch_size)) if photos.validation else None,
+                   feature_dataset(np.concatenate([train[:, 0], validation]), photos.train + photos.validation, batch_size))
+
+
 def fit_phases(model, config, photos, batch_size, strategy, output):
     """model.fit, phase by phase; then the model holds the epoch with the best validation accuracy.
 
     Each phase has its own BackupAndRestore folder (its optimizer differs), and leaves its final
-    weights behind, so an interrupted run resumes inside the phase it was in.
+    weights behind, so an interrupted run resumes inside the phase it was in. Returns the FitData.
     """
     from .model import set_phase
 
     checkpoint, log_path = output / CHECKPOINT_DIR, output / REPORTS_DIR / "training_log.csv"
     best_path = checkpoint / "best.weights.h5"
-    train_ds = shard(image_dataset(photos.train, config.image_size, batch_size, shuffle=True, seed=config.seed, cache=True))
-    val_ds = shard(image_dataset(photos.validation, config.image_size, batch_size, cache=True)) if photos.validation else None
+    fit = data_for_fit(model, config, photos, batch_size, strategy)
     steps_per_epoch = math.ceil(len(photos.train) / batch_size)
     for phase in plan_phases(config):
         done = checkpoint / f"after-{phase.name}.weights.h5"
@@ -276,23 +307,24 @@ def fit_phases(model, config, photos, batch_size, strategy, output):
             continue
         with strategy.scope():
             set_phase(model, phase.name)
-            compile_for(model, phase, steps_per_epoch)
-        announce(phase, model)
+            compile_for(fit.model, phase, steps_per_epoch)
+        announce(phase, fit.model)
         callbacks = [RoomToWrite(output), keras.callbacks.BackupAndRestore(str(checkpoint / f"backup-{phase.name}")),
                      EpochLog(str(log_path), append=log_path.exists())]
-        if val_ds is not None:
+        if fit.validation is not None:
             callbacks.append(keras.callbacks.ModelCheckpoint(
                 str(best_path), monitor="val_accuracy", mode="max", save_best_only=True, save_weights_only=True,
                 initial_value_threshold=best_so_far(log_path)))
         with exit_on_signals():
-            model.fit(train_ds, validation_data=val_ds, initial_epoch=phase.first_epoch, epochs=phase.end_epoch,
-                      callbacks=callbacks, verbose=progress_verbosity(), shuffle=False)  # train_ds shuffles itself
+            fit.model.fit(fit.train, validation_data=fit.validation, initial_epoch=phase.first_epoch, epochs=phase.end_epoch,
+                          callbacks=callbacks, verbose=progress_verbosity(), shuffle=False)  # fit.train shuffles itself
             model.save_weights(str(done))
     if best_path.exists():  # keep the best epoch, not the last
-        model.load_weights(str(best_path))
+        fit.model.load_weights(str(best_path))
+    return fit
 
 
-def save_results(model, config, class_names, photos, scores, minutes, batch_size, output):
+def save_results(model, config, class_names, photos, scores, training_scores, minutes, batch_size, output):
     """model.h5, weights.h5 and the reports; the checkpoint goes once they are written. Returns the Test_Set accuracy."""
     from .prediction import confusion_matrix
     from .review import write_review
@@ -316,7 +348,7 @@ def save_results(model, config, class_names, photos, scores, minutes, batch_size
         "training time": f"{minutes:.1f} min", "Keras": keras.__version__}
     reports.write_all(report_dir, log_path, confusion, class_names, facts)
     write_review(report_dir, model, class_names, config.image_size, batch_size, photos.test, scores,  # mistakes, suspects, index.html
-                 photos.train + photos.validation, facts)
+                 photos.train + photos.validation, training_scores, facts)
     kept = "the best validation epoch" if photos.validation else "the last epoch (nothing held out)"
     print(f"{TEST_DIR} accuracy: {accuracy:.2%} ({kept} kept; training took {minutes:.1f} min)")
     warn_if_chance(log_path, len(class_names), config.arch)

@@ -1,0 +1,70 @@
+"""features.py: the pretrained model's frozen blocks run once, and its top trains on their output."""
+import numpy as np
+import pytest
+
+from classifier import import_tensorflow
+from classifier.data import Sample
+
+tf = import_tensorflow()
+from classifier.features import feature_dataset, frozen_features  # noqa: E402
+from classifier.model import make_model, split_frozen  # noqa: E402
+
+from conftest import make_photo  # noqa: E402
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def model():
+    return make_model("efficientnet-lite0", SIZE, 3)
+
+
+def test_the_top_on_the_frozen_output_is_the_whole_model(model):
+    frozen, top = split_frozen(model)
+    pixels = np.random.default_rng(0).uniform(0, 255, (4, SIZE, SIZE, 3)).astype("float32")
+    np.testing.assert_allclose(top(frozen(pixels)), model(pixels, training=False), atol=1e-5)
+    # The same layers, not copies: training the top trains the model that is saved.
+    assert top.get_layer("trainable_blocks").get_layer("block12_dwconv") is model.get_layer("efficientnet_lite0").get_layer("block12_dwconv")
+    assert top.layers[-1] is model.layers[-1]
+
+
+def test_the_cache_holds_each_photo_and_its_mirror_image(tmp_path, model):
+    frozen, _ = split_frozen(model)
+    samples = [Sample(make_photo(tmp_path / f"{index}.png", (200, 40 * index, 90), size=(SIZE, SIZE), seed=index), index % 3, False)
+               for index in range(5)]
+    pairs = frozen_features(frozen, samples, SIZE, batch_size=2, mirrors=True, verbose=0)
+    singles = frozen_features(frozen, samples, SIZE, batch_size=4, mirrors=False, verbose=0)
+    assert pairs.shape == (5, 2, *frozen.output.shape[1:]) and pairs.dtype == np.float16
+    np.testing.assert_array_equal(pairs[:, 0], singles)
+    photos = np.stack([tf.io.decode_png(tf.io.read_file(str(sample.path))).numpy() for sample in samples]).astype("float32")
+    np.testing.assert_allclose(pairs[:, 1], frozen(photos[:, :, ::-1]).numpy(), atol=2e-2, rtol=2e-3)  # float16's precision
+
+
+def test_each_epoch_takes_a_photo_or_its_mirror_at_random():
+    count = 64
+    samples = [Sample(f"{index}.jpg", index % 2, False) for index in range(count)]
+    pairs = np.stack([np.zeros((count, 1, 1, 1)), np.ones((count, 1, 1, 1))], axis=1).astype(np.float16)
+    pairs += np.arange(count, dtype=np.float16).reshape(-1, 1, 1, 1, 1) * 2  # photo i: 2i, its mirror 2i + 1
+    dataset, seen = feature_dataset(pairs, samples, 16, shuffle=True, seed=3), []
+    for _ in range(2):  # two epochs
+        values = np.concatenate([x.numpy().ravel() for x, _ in dataset])
+        assert sorted(values // 2) == list(range(count))  # every photo once an epoch, as one of its pair
+        seen.append(values % 2)
+    assert 0 < np.mean(seen[0]) < 1 and not np.array_equal(seen[0], seen[1])  # both kinds, and not the same each epoch
+
+
+def test_training_changes_only_the_top_blocks(tmp_path, run):
+    from conftest import THREE_COLOURS, make_dataset
+    from classifier import artifacts
+    from classifier.efficientnet import load_imagenet_weights, make_backbone
+
+    data = make_dataset(tmp_path / "data", train_per_class=10, test_per_class=3, colours=THREE_COLOURS)
+    result = run("train_CNN.py", "--data", data, "--output", tmp_path / "run", "--epochs", 2, "--image-size", 32)
+    assert result.returncode == 0, result.stderr
+    assert "Running the frozen blocks of the backbone once" in result.stdout
+    trained = artifacts.load(tmp_path / "run" / "model.h5")[0].get_layer("efficientnet_lite0")
+    imagenet = make_backbone(32)
+    load_imagenet_weights(imagenet)
+    for name, changed in (("stem_conv", False), ("block11_expand_conv", False), ("block12_expand_conv", True), ("head_conv", True)):
+        stored = imagenet.get_layer(name).get_weights()[0].astype(np.float16)  # the saved files hold float16
+        assert np.array_equal(trained.get_layer(name).get_weights()[0], stored) != changed, name
