@@ -7,13 +7,14 @@ the floor.
     python benchmarks/memory.py --train-images 400 --predict-images 200 --steps 2   # a quick check
     python benchmarks/memory.py --bound-gb 4 --arch cnn
 
-Training is the memory-heavy part: train() caches every decoded training and validation photo
-(uint8, at the model's image size: 150 KB each at 224 px) and shuffles over the whole set. The
-training process here does what classifier.training.train does up to the first epoch's end --
-the Pillow check, the validation split, both pipelines, make_model, the first phase -- then fits
---steps batches (the full shuffle buffer means the whole training set is decoded and cached
-before the first step) and validates once (which caches the validation photos too). Test_Set,
-saving files and plotting are left out.
+Training is the memory-heavy part. For the pretrained default, train() keeps the frozen blocks'
+output for every training photo and its mirror image and for the validation photos (float16:
+2 x 18 KB a training photo at 224 px, features.py); a from-scratch model keeps every decoded photo
+(uint8 at its image size: 27 KB at 96 px). Both shuffle over the whole set. The training process
+here does what classifier.training.train does up to the first epoch's end -- the Pillow check,
+the validation split, make_model, training.data_for_fit (the frozen pass, or the photo pipelines),
+the first phase -- then fits --steps batches (the full shuffle buffer means the whole set is
+read before the first step) and validates once. Test_Set, saving files and plotting are left out.
 
 Prediction runs the real predict.py on a folder of links to --predict-images shared photos (from
 Training_Set and then Test_Set; nothing is copied), with an untrained model of the same --arch,
@@ -46,22 +47,22 @@ def parse_args():
 
 def train_child(data_dir, arch, batch_size, steps, seed):
     """The training process: train()'s data and model set-up, then a few steps and one validation."""
-    from classifier.data import check_layout, image_dataset, labelled_samples, split_off
+    from classifier.data import check_layout, labelled_samples, split_off
+    from classifier.distribute import make_strategy
     from classifier.model import make_model, set_phase
-    from classifier.training import compile_for, plan_phases, with_model_defaults
+    from classifier.training import Photos, compile_for, data_for_fit, plan_phases, with_model_defaults
 
     settings = with_model_defaults(config.RunConfig(data=data_dir, arch=arch, batch_size=batch_size, seed=seed))
-    size = settings.image_size
     class_names = check_layout(data_dir)
-    samples, _ = labelled_samples(Path(data_dir, config.TRAIN_DIR), class_names, size)
+    samples, _ = labelled_samples(Path(data_dir, config.TRAIN_DIR), class_names, settings.image_size)
     train_samples, val_samples = split_off(samples, settings.val_split, seed)
-    train_ds = image_dataset(train_samples, size, batch_size, shuffle=True, seed=seed, cache=True)
-    val_ds = image_dataset(val_samples, size, batch_size, cache=True)
-    model = make_model(arch, size, len(class_names))
+    settings = with_model_defaults(settings, len(train_samples))
+    model = make_model(arch, settings.image_size, len(class_names))
+    fit = data_for_fit(model, settings, Photos(train_samples, val_samples, [], 0, 0), batch_size, make_strategy("none"))
     phase = plan_phases(settings)[0]
     set_phase(model, phase.name)
-    compile_for(model, phase, math.ceil(len(train_samples) / batch_size))
-    model.fit(train_ds, validation_data=val_ds, steps_per_epoch=steps, epochs=1, verbose=0)
+    compile_for(fit.model, phase, math.ceil(len(train_samples) / batch_size))
+    fit.model.fit(fit.train, validation_data=fit.validation, steps_per_epoch=steps, epochs=1, verbose=0)
 
 
 def predict_folder(workdir, count):
@@ -103,7 +104,7 @@ def main():
         folder = predict_folder(workdir, args.predict_images)
         runs = {
             'python -c "import tensorflow" (floor)': [sys.executable, "-c", "import tensorflow"],
-            f"training {args.arch}: {photos} photos cached, {size} px, {args.steps} steps":
+            f"training {args.arch}: {photos} photos, {size} px, {args.steps} steps":
                 [sys.executable, __file__, "--train-child", str(data), "--arch", args.arch,
                  "--batch-size", str(args.batch_size), "--steps", str(args.steps), "--seed", str(args.seed)],
             f"predict.py: {args.predict_images} photos":

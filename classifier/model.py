@@ -90,7 +90,7 @@ class Architecture:
 
 
 MODELS = {
-    "efficientnet-lite0": Architecture(make_efficientnet_lite0, 224, 4, 1e-3, "ImageNet-pretrained EfficientNet-Lite0, fine-tuned", head_epochs=1),
+    "efficientnet-lite0": Architecture(make_efficientnet_lite0, 288, 2, 1e-3, "ImageNet-pretrained EfficientNet-Lite0, fine-tuned", head_epochs=1),
     "cnn": Architecture(make_cnn, 96, 18, 1e-3, "our five-block CNN, from scratch"),
     "classic": Architecture(make_classic, 64, 18, 1e-3, "the classic tutorial's two-block CNN, from scratch"),
     "logistic": Architecture(make_logistic, 64, 18, 1e-3, "logistic regression on the pixels, the baseline"),

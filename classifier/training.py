@@ -32,6 +32,8 @@ from .model import MODELS
 
 NEEDED_DISK_BYTES = 200 * 2**20  # model, weights, checkpoint and backup of a model under ~10 M parameters
 SETTINGS_FILE = "run.json"       # the RunConfig, in the checkpoint folder: what --resume continues
+MIN_HEAD_STEPS = 100             # a pretrained model's head phase trains at least this many steps...
+MAX_EPOCH_FACTOR = 10            # ...with at most this many times its default epochs (more_epochs_for_few_photos)
 # Why a write can fail mid-run: disk full, over quota, folder made read-only, file too big.
 CANNOT_WRITE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
 
@@ -45,20 +47,36 @@ class Phase:
     warmup: bool         # one epoch of linear warm-up (from-scratch weights need it; pretrained ones do not)
 
 
-def with_model_defaults(config):
-    """The config with the chosen model's defaults where the user gave none (0)."""
+def with_model_defaults(config, training_photos=0):
+    """The config with the chosen model's defaults where the user gave none (0). Epochs are left
+    at 0 until the number of training photos is known: a pretrained model given few photos trains
+    more epochs (more_epochs_for_few_photos)."""
     arch = MODELS[config.arch]
-    return replace(config, image_size=config.image_size or arch.image_size, epochs=config.epochs or arch.epochs,
+    epochs = config.epochs or (training_photos and arch.epochs * more_epochs_for_few_photos(arch, training_photos, config.batch_size))
+    return replace(config, image_size=config.image_size or arch.image_size, epochs=epochs,
                    learning_rate=config.learning_rate or arch.learning_rate)
+
+
+def more_epochs_for_few_photos(arch, training_photos, batch_size):
+    """How many times a pretrained model's default epochs to train: enough that its head phase
+    takes MIN_HEAD_STEPS steps, at most MAX_EPOCH_FACTOR times. 180 photos make 6 steps an epoch,
+    and the new head learns little in 6 steps; on the frozen blocks' output (features.py) an
+    epoch of so few photos takes a second. From-scratch models keep their epochs."""
+    if not arch.head_epochs:
+        return 1
+    steps = math.ceil(training_photos / batch_size) * arch.head_epochs
+    return max(1, min(MAX_EPOCH_FACTOR, math.ceil(MIN_HEAD_STEPS / steps)))
 
 
 def plan_phases(config):
     """A pretrained model first trains its new head on the frozen backbone (a large learning rate
     would wreck the ImageNet features while the head is random), then fine-tunes the top blocks
-    at a tenth of the learning rate. A model from scratch trains in one phase."""
-    head_epochs = min(MODELS[config.arch].head_epochs, config.epochs)
-    if not head_epochs:
+    at a tenth of the learning rate. The head takes the share of the epochs it has in the model's
+    defaults (at least one). A model from scratch trains in one phase."""
+    arch = MODELS[config.arch]
+    if not arch.head_epochs:
         return [Phase("train", 0, config.epochs, config.learning_rate, warmup=True)]
+    head_epochs = min(config.epochs, max(1, round(config.epochs * arch.head_epochs / arch.epochs)))
     phases = [Phase("head", 0, head_epochs, config.learning_rate, warmup=False)]
     if config.epochs > head_epochs:
         phases.append(Phase("fine-tune", head_epochs, config.epochs, config.learning_rate / 10, warmup=False))
@@ -218,11 +236,12 @@ def train(config, overwrite=False, resume=False):
     config = with_model_defaults(config)
     class_names = check_layout(config.data)
     output = prepare_output(writable_output(config.output, config.distribute), overwrite, resume)
-    (output / CHECKPOINT_DIR / SETTINGS_FILE).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     strategy = make_strategy(config.distribute)  # before any other TensorFlow op, as MultiWorkerMirroredStrategy requires
     batch_size = global_batch_size(strategy, config.distribute, config.batch_size)  # --batch-size is per replica
 
     photos = load_photos(config, class_names)
+    config = with_model_defaults(config, len(photos.train))
+    (output / CHECKPOINT_DIR / SETTINGS_FILE).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     model = build_model(config, class_names, strategy, batch_size)
     started = time.time()
     with writing("the checkpoint", output):

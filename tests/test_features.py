@@ -68,3 +68,27 @@ def test_training_changes_only_the_top_blocks(tmp_path, run):
     for name, changed in (("stem_conv", False), ("block11_expand_conv", False), ("block12_expand_conv", True), ("head_conv", True)):
         stored = imagenet.get_layer(name).get_weights()[0].astype(np.float16)  # the saved files hold float16
         assert np.array_equal(trained.get_layer(name).get_weights()[0], stored) != changed, name
+
+
+@pytest.mark.parametrize("epochs, head, fine_tune", [(2, 1, 1), (20, 10, 10), (5, 2, 3), (1, 1, 0)])
+def test_the_head_takes_its_default_share_of_the_epochs(epochs, head, fine_tune):
+    from classifier.config import RunConfig
+    from classifier.training import plan_phases
+
+    phases = plan_phases(RunConfig(epochs=epochs, learning_rate=1e-3))
+    assert [phase.end_epoch - phase.first_epoch for phase in phases] == [head, fine_tune][:len(phases)]
+    assert phases[-1].end_epoch == epochs and [phase.name for phase in phases] == ["head", "fine-tune"][:len(phases)]
+
+
+@pytest.mark.parametrize("arch, photos, given, expected", [
+    ("efficientnet-lite0", 16_199, 0, 2),    # the shared set: the model's default
+    ("efficientnet-lite0", 180, 0, 20),      # 100 photos a class, 10 % held out: 6 steps an epoch, 10x
+    ("efficientnet-lite0", 1_600, 0, 4),     # 50 steps an epoch: twice the default
+    ("efficientnet-lite0", 180, 3, 3),       # --epochs given: as given
+    ("cnn", 180, 0, 18),                     # from scratch: its own default, whatever the count
+])
+def test_few_photos_get_more_epochs_of_a_pretrained_model(arch, photos, given, expected):
+    from classifier.config import RunConfig
+    from classifier.training import with_model_defaults
+
+    assert with_model_defaults(RunConfig(arch=arch, epochs=given), photos).epochs == expected
