@@ -1,7 +1,7 @@
 """Input pipeline speed: images per second of our tf.data pipeline against the classic
 ImageDataGenerator, on the same photos at each model's image size.
 
-    python benchmarks/input_pipeline.py                   # 2,000 photos; cnn (96 px) and efficientnet-lite0 (224 px); about 2-3 min
+    python benchmarks/input_pipeline.py                   # 2,000 photos; cnn (96 px) and efficientnet-lite0 (288 px); about 2-3 min
     python benchmarks/input_pipeline.py --images 200 --models cnn
 
 Ours is train()'s: the Pillow check of every photo (data.labelled_samples), then

@@ -9,7 +9,7 @@ the floor.
 
 Training is the memory-heavy part. For the pretrained default, train() keeps the frozen blocks'
 output for every training photo and its mirror image and for the validation photos (float16:
-2 x 18 KB a training photo at 224 px, features.py); a from-scratch model keeps every decoded photo
+2 x 30 KB a training photo at 288 px, features.py); a from-scratch model keeps every decoded photo
 (uint8 at its image size: 27 KB at 96 px). Both shuffle over the whole set. The training process
 here does what classifier.training.train does up to the first epoch's end -- the Pillow check,
 the validation split, make_model, training.data_for_fit (the frozen pass, or the photo pipelines),

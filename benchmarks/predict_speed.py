@@ -2,7 +2,7 @@
 
   (a) predict.py's path: classifier.prediction.predict_files on the paths -- checking, reading,
       decoding and resizing each photo, and the model;
-  (b) the model alone: model.predict on the same photos already decoded to 224x224 tensors;
+  (b) the model alone: model.predict on the same photos already decoded to tensors of its input size;
   (c) the classic loop: keras.utils.load_img + img_to_array + model.predict on one photo at a time.
 
 Goals: a/b >= 0.8 (reading photos costs little next to the model) and a/c >= 10. Then where the
@@ -75,7 +75,7 @@ def checked_samples(paths, image_size):
     """The Pillow check of every photo (images.check_images, as predict_files runs it) -> data.Sample list."""
     from classifier.data import Sample
     from classifier.images import check_images
-    return [Sample(path, 0, result) for path, result in check_images(paths, image_size)]
+    return [Sample.checked(path, 0, result) for path, result in check_images(paths, image_size, keep_pixels=True)]
 
 
 def decoded(samples, image_size, batch_size):

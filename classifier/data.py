@@ -7,8 +7,10 @@ evaluation and predict.py all read photos through read_and_resize, so they see t
 import os
 import random
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from . import import_tensorflow
 from .config import DATASET_DIR, INTERPOLATION, TEST_DIR, TRAIN_DIR, UsageError, short_path
@@ -20,6 +22,12 @@ class Sample:
     path: Path
     label: int          # index into the class names
     pillow: bool        # decoded by Pillow, not TensorFlow (images.needs_pillow)
+    pixels: object = field(default=None, compare=False, repr=False)  # what Pillow decoded in the check, if kept
+
+    @classmethod
+    def checked(cls, path, label, result):
+        """The Sample of a photo from what images.check_images found: True/False, or the pixels it kept."""
+        return cls(path, label, True, result) if hasattr(result, "shape") else cls(path, label, result)
 
 
 def class_folders(split_dir):
@@ -66,7 +74,7 @@ def labelled_samples(split_dir, class_names, image_size):
                 bad_count += 1
                 print(f"warning: skipping {result}", file=sys.stderr)
                 continue
-            samples.append(Sample(path, label, result))
+            samples.append(Sample.checked(path, label, result))
             good += 1
         if not good:
             raise UsageError(f"{Path(split_dir, name)} has no readable images: put .jpg or .png photos of {name} there")
@@ -88,18 +96,23 @@ def split_off(samples, fraction, seed):
     return kept, held
 
 
-def read_and_resize(path, pillow, image_size):
+def read_and_resize(path, pillow, image_size, kept=None, index=None):
     """One photo as the model sees it: a uint8 (size, size, 3) tensor, area-resized.
 
-    TensorFlow decodes what it reads as is; the rest comes from Pillow (images.needs_pillow).
-    A graph function, so tf.data runs it on many photos at once.
+    TensorFlow decodes what it reads as is; the rest comes from Pillow (images.needs_pillow), or
+    from kept[index] when the check kept the pixels it decoded. A graph function, so tf.data runs
+    it on many photos at once.
     """
     tf = import_tensorflow()
 
-    def with_pillow():
+    def pixels_of(name, position):
+        if kept is not None and kept[position] is not None:
+            return kept[position]
         # tf.data hands the function bytes; an eager call (load_image) a 0-d array, whose item() is the bytes.
-        pixels = tf.numpy_function(lambda name: pillow_pixels(os.fsdecode(getattr(name, "item", lambda: name)()), image_size),
-                                   [path], tf.uint8, stateful=False)
+        return pillow_pixels(os.fsdecode(getattr(name, "item", lambda: name)()), image_size)
+
+    def with_pillow():
+        pixels = tf.numpy_function(pixels_of, [path, -1 if index is None else index], tf.uint8, stateful=False)
         return tf.ensure_shape(pixels, (None, None, 3))
 
     def with_tensorflow():
@@ -118,8 +131,10 @@ def image_dataset(samples, image_size, batch_size, shuffle=False, seed=None, cac
     paths = [os.fsencode(sample.path) for sample in samples]  # bytes: any file name, even one that is not UTF-8
     pillow = [sample.pillow for sample in samples]
     labels = [sample.label for sample in samples]
-    dataset = tf.data.Dataset.from_tensor_slices((paths, pillow, labels))
-    dataset = dataset.map(lambda path, use_pillow, label: (read_and_resize(path, use_pillow, image_size), label),
+    kept = [sample.pixels for sample in samples]  # the pixels predict.py's check decoded, so not decoded twice
+    kept = kept if any(pixels is not None for pixels in kept) else None
+    dataset = tf.data.Dataset.from_tensor_slices((paths, pillow, labels, np.arange(len(samples))))
+    dataset = dataset.map(lambda path, use_pillow, label, index: (read_and_resize(path, use_pillow, image_size, kept, index), label),
                           num_parallel_calls=tf.data.AUTOTUNE)
     if cache:
         dataset = dataset.cache()

@@ -29,6 +29,9 @@ EXIF_ORIENTATION = 0x0112
 # decoded shrunk (draft mode), so a 200-megapixel phone photo is fine; other formats decode whole.
 JPEG_MAX_PIXELS = 250_000_000
 OTHER_MAX_PIXELS = 90_000_000   # Pillow's own default limit
+# predict.py keeps the pixels its check decoded up to this size (a 12 MP JPEG, decoded at 1/8: 0.6 MB),
+# so a chunk of photos waiting for the model stays small; a bigger picture is decoded again.
+KEPT_PIXELS_BYTES = 2 * 2**20
 Image.MAX_IMAGE_PIXELS = JPEG_MAX_PIXELS
 # Paths named like photos that are not files. Opening them could block (a FIFO waits for a writer
 # forever; so can a serial device) or never end (/dev/zero), so they are refused before open().
@@ -197,14 +200,24 @@ def _unrecognised(path):
     return "not an image (Pillow does not recognise the contents); save it as JPEG or PNG"
 
 
-def needs_pillow(path, image_size):
+def needs_pillow(path, image_size, keep_pixels=False):
     """Check that a photo can be read; return whether Pillow, not TensorFlow, must decode it.
 
     Raises BadImage for a file that cannot be used. Pillow decodes: photos with an EXIF rotation
     (TensorFlow ignores EXIF), big JPEGs (decoded shrunk), formats or variants TensorFlow does not
     read (such as 1-, 4- or 8-bit BMP), 16-bit images, and damaged files only Pillow reads.
+    keep_pixels: instead of True, return the pixels this check decoded (pillow_pixels gives the
+    same), so that predict.py decodes each photo once; not for pictures over KEPT_PIXELS_BYTES.
     """
     image = open_image(path, draft_size=image_size)
+    if not _pillow_decodes(path, image):
+        return False
+    if keep_pixels and image.size[0] * image.size[1] * 3 <= KEPT_PIXELS_BYTES:
+        return rgb_pixels(image)
+    return True
+
+
+def _pillow_decodes(path, image):
     if image.info["drafted"] or image.format not in TENSORFLOW_FORMATS or _orientation(image) != 1:
         return True
     if image.mode.startswith("I"):
@@ -232,11 +245,11 @@ def _tensorflow_decodes(data):
         return False
 
 
-def check_images(paths, image_size):
-    """needs_pillow for every path, on a thread pool. Yields (path, True/False or the BadImage), in order."""
+def check_images(paths, image_size, keep_pixels=False):
+    """needs_pillow for every path, on a thread pool. Yields (path, True/False, pixels or the BadImage), in order."""
     def check(path):
         try:
-            return needs_pillow(path, image_size)
+            return needs_pillow(path, image_size, keep_pixels)
         except BadImage as bad:
             return bad
 

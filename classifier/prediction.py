@@ -78,16 +78,17 @@ def predict_files(model, info, paths, batch_size, tta=False, explainer=None, uns
     chunk_size = batch_size * CHUNK_BATCHES
     chunks = [paths[start:start + chunk_size] for start in range(0, len(paths), chunk_size)]
     with ThreadPoolExecutor(1) as reader:  # checks the next chunk while the model labels this one
-        pending = reader.submit(list, check_images(chunks[0], info.image_size)) if chunks else None
+        # keep_pixels: a photo the check decoded with Pillow is not decoded again (images.needs_pillow).
+        pending = reader.submit(list, check_images(chunks[0], info.image_size, keep_pixels=True)) if chunks else None
         for index in range(len(chunks)):
             checked = pending.result()
             if index + 1 < len(chunks):
-                pending = reader.submit(list, check_images(chunks[index + 1], info.image_size))
+                pending = reader.submit(list, check_images(chunks[index + 1], info.image_size, keep_pixels=True))
             yield from _label_chunk(model, info, checked, batch_size, tta, explainer, unsure_below)
 
 
 def _label_chunk(model, info, checked, batch_size, tta, explainer, unsure_below):
-    good = [Sample(path, 0, result) for path, result in checked if not isinstance(result, BadImage)]
+    good = [Sample.checked(path, 0, result) for path, result in checked if not isinstance(result, BadImage)]
     rows, maps = [], []
     for images, _ in image_dataset(good, info.image_size, batch_size) if good else []:
         rows.append(predict_batch(model, images, tta))

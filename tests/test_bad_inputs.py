@@ -393,6 +393,25 @@ def test_predict_files_reads_photos_as_training_does(tmp_path, trained):
     np.testing.assert_allclose(np.stack([prediction.probabilities for prediction in predictions]), expected, atol=1e-5)
 
 
+def test_predict_files_decodes_each_photo_pillow_reads_once(tmp_path, trained, monkeypatch):
+    """The check's pixels go to the model: decoding a phone photo twice would double predict.py's input cost."""
+    from classifier import images
+    from classifier.prediction import load_classifier, predict_files
+
+    output, _ = trained
+    model, info = load_classifier(output / "model.h5")
+    paths = [rotated_photo(tmp_path / f"portrait{index}.jpg", 6) for index in range(3)]
+    opened, real_open = [], images.open_image
+    monkeypatch.setattr(images, "open_image", lambda path, draft_size=None: opened.append(path) or real_open(path, draft_size))
+    first = [prediction.probabilities for prediction in predict_files(model, info, paths, batch_size=2)]
+    assert sorted(map(str, opened)) == sorted(map(str, paths))  # once each
+    opened.clear()
+    monkeypatch.setattr(images, "KEPT_PIXELS_BYTES", 0)  # pictures too big to keep are decoded again, to the same pixels
+    again = [prediction.probabilities for prediction in predict_files(model, info, paths, batch_size=2)]
+    assert sorted(map(str, opened)) == sorted(map(str, paths * 2))
+    np.testing.assert_allclose(first, again, atol=1e-6)
+
+
 # The scripts, on folders mixing every case.
 
 def mixed_folder(folder):
