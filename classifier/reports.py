@@ -17,11 +17,17 @@ def read_log(log_path):
         return list(csv.DictReader(file))
 
 
+def epoch_score(row):
+    """How an epoch ranks (a row of the training log, or Keras's logs): the validation accuracy,
+    ties going to the lower validation loss. A few held-out photos give many ties: with 5, every
+    epoch from the second on may score 100 %, and the first of them is the least trained."""
+    return float(row["val_accuracy"]), -float(row["val_loss"])
+
+
 def best_epoch(rows):
-    """The epoch (from 1) the run kept: the first with the best validation accuracy, as
-    ModelCheckpoint keeps it; the last one when nothing was held out."""
-    scores = [float(row["val_accuracy"]) for row in rows if row.get("val_accuracy")]
-    return int(rows[int(np.argmax(scores))]["epoch"]) if scores else (int(rows[-1]["epoch"]) if rows else None)
+    """The epoch (from 1) the run kept (training.KeepBest): the best epoch_score; the last one when nothing was held out."""
+    scored = [row for row in rows if row.get("val_accuracy")]
+    return int(max(scored, key=epoch_score)["epoch"]) if scored else (int(rows[-1]["epoch"]) if rows else None)
 
 
 def plot_learning_curves(log_path, png_path):

@@ -163,12 +163,11 @@ def compile_for(model, phase, steps_per_epoch):
 
 
 def best_so_far(log_path):
-    """The best validation accuracy in this run's log so far, so resuming never keeps a worse epoch."""
+    """The best reports.epoch_score in this run's log so far, so resuming never keeps a worse epoch."""
     if not log_path.exists():
         return None
     with open(log_path) as file:
-        scores = [float(row["val_accuracy"]) for row in csv.DictReader(file) if row.get("val_accuracy")]
-    return max(scores, default=None)
+        return max((reports.epoch_score(row) for row in csv.DictReader(file) if row.get("val_accuracy")), default=None)
 
 
 @contextmanager
@@ -331,9 +330,7 @@ def fit_phases(model, config, photos, batch_size, strategy, output):
         callbacks = [RoomToWrite(output), keras.callbacks.BackupAndRestore(str(checkpoint / f"backup-{phase.name}")),
                      EpochLog(str(log_path), append=log_path.exists())]
         if fit.validation is not None:
-            callbacks.append(keras.callbacks.ModelCheckpoint(
-                str(best_path), monitor="val_accuracy", mode="max", save_best_only=True, save_weights_only=True,
-                initial_value_threshold=best_so_far(log_path)))
+            callbacks.append(KeepBest(str(best_path), best_so_far(log_path)))
         with exit_on_signals():
             fit.model.fit(fit.train, validation_data=fit.validation, initial_epoch=phase.first_epoch, epochs=phase.end_epoch,
                           callbacks=callbacks, verbose=progress_verbosity(), shuffle=False)  # fit.train shuffles itself
@@ -387,7 +384,7 @@ def announce(phase, model):
 
 def warn_if_chance(log_path, class_count, arch):
     """A run whose held-out accuracy never left chance learned nothing; say what to try."""
-    best = best_so_far(log_path)
+    best = (best_so_far(log_path) or (None,))[0]
     if best is not None and best <= 1 / class_count + 0.05:
         hint = ("or check that each class folder holds its own kind of photo" if arch == DEFAULT_ARCH
                 else f"or epochs, or the pretrained default (--arch {DEFAULT_ARCH})")
@@ -409,6 +406,22 @@ class EpochLog(keras.callbacks.CSVLogger):
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch + 1, logs)
+
+
+class KeepBest(keras.callbacks.Callback):
+    """Save the weights of the best epoch by reports.epoch_score (accuracy, then loss, on the
+    validation photos). Keras's ModelCheckpoint ranks by one metric, so on a tie it keeps the
+    first epoch, the least trained one."""
+
+    def __init__(self, path, best=None):
+        super().__init__()
+        self.path, self.best = path, best
+
+    def on_epoch_end(self, epoch, logs=None):
+        score = reports.epoch_score(logs)
+        if self.best is None or score > self.best:
+            self.best = score
+            self.model.save_weights(self.path)
 
 
 class RoomToWrite(keras.callbacks.Callback):

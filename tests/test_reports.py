@@ -34,18 +34,18 @@ def test_training_run_writes_confusion_matrix_and_summary(trained, dataset):
     assert f"reports in {report_dir}" in result.stdout
 
 
-def test_summary_names_the_first_best_epoch(tmp_path):
+def test_summary_names_the_best_epoch_ties_going_to_the_lower_loss(tmp_path):
     log = tmp_path / "training_log.csv"
     with open(log, "w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(["epoch", "accuracy", "loss", "val_accuracy", "val_loss"])
-        for epoch, score in enumerate([0.6, 0.8, 0.75, 0.8], start=1):  # as EpochLog counts them
-            writer.writerow([epoch, 0.5, 1.0, score, 1.0])
+        for epoch, (score, loss) in enumerate([(0.6, 0.9), (0.8, 0.5), (0.75, 0.2), (0.8, 0.6)], start=1):  # as EpochLog counts them
+            writer.writerow([epoch, 0.5, 1.0, score, loss])
     confusion = np.array([[7, 3], [1, 9]])
     reports.write_summary(tmp_path / "summary.md", log, confusion, ["Kittens", "Puppies"], {"model": "cnn"})
     text = (tmp_path / "summary.md").read_text(encoding="utf-8")
     assert "- epochs run: 4" in text
-    assert "- epoch kept: 2 (validation accuracy 80.00%)" in text  # ModelCheckpoint keeps the first best
+    assert "- epoch kept: 2 (validation accuracy 80.00%)" in text  # 4 ties it, at a higher loss
     assert "**80.00%** (16 of 20 images)" in text
     assert "| Kittens | 7 | 3 |" in text and "| Puppies | 1 | 9 |" in text and "| model | cnn |" in text
 
@@ -56,3 +56,20 @@ def test_confusion_matrix_picture(tmp_path):
         pixels = np.asarray(picture.convert("RGB")).astype(int)
     # The cells are shaded by count: some dark blue (5) and some near white (0).
     assert (pixels[..., 2] - pixels[..., 0] > 100).any() and (pixels.min(axis=2) > 240).any()
+
+
+def test_the_weights_kept_are_those_of_the_best_epoch_by_accuracy_then_loss(tmp_path):
+    from classifier.training import KeepBest
+    from classifier.model import make_model
+
+    model = make_model("logistic", 8, 2)
+    keep = KeepBest(str(tmp_path / "best.weights.h5"), best=(0.5, -1.0))  # a resumed run's best so far
+    keep.set_model(model)
+    saved = []
+    for epoch, (accuracy, loss) in enumerate([(0.5, 2.0), (1.0, 0.3), (1.0, 0.1), (1.0, 0.2), (0.9, 0.01)]):
+        before = (tmp_path / "best.weights.h5").stat().st_mtime_ns if saved else None
+        keep.on_epoch_end(epoch, {"val_accuracy": accuracy, "val_loss": loss})
+        now = (tmp_path / "best.weights.h5").stat().st_mtime_ns if (tmp_path / "best.weights.h5").exists() else None
+        if now != before:
+            saved.append(epoch)
+    assert saved == [1, 2] and keep.best == (1.0, -0.1)
