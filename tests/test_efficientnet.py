@@ -145,11 +145,12 @@ def test_a_pickle_that_would_run_code_is_refused_unrun(tmp_path):
 def test_fine_tuning_phases():
     backbone = make_backbone(32)
     inputs = keras.Input((32, 32, 3))
-    model = keras.Model(inputs, layers.Dense(1)(backbone(layers.RandomFlip("horizontal")(inputs))))
+    head = layers.Dense(1)
+    model = keras.Model(inputs, head(backbone(layers.RandomFlip("horizontal")(inputs))))
     pixels = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
 
     backbone.trainable = False  # phase 1: only the new head learns
-    assert [weight.path for weight in model.trainable_weights] == ["dense/kernel", "dense/bias"]
+    assert [weight.path for weight in model.trainable_weights] == [head.kernel.path, head.bias.path]
 
     trainable_parameters = freeze_except_top(backbone, first_trainable_block=12)  # phase 2
     top = {f"block{block}_{part}" for block in range(12, 16) for part in ("expand_conv", "dwconv", "project_conv")}
