@@ -287,6 +287,7 @@ class FitData:
 
 
 def data_for_fit(model, config, photos, batch_size, strategy):
+    """The FitData of a run: for a pretrained model, after one pass of its frozen blocks over the photos."""
     if not MODELS[config.arch].head_epochs:  # from scratch: every layer trains, on the photos
         train = image_dataset(photos.train, config.image_size, batch_size, shuffle=True, seed=config.seed, cache=True)
         validation = shard(image_dataset(photos.validation, config.image_size, batch_size, cache=True)) if photos.validation else None
