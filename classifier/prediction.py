@@ -59,13 +59,17 @@ def probabilities(outputs):
     return np.concatenate([1 - outputs, outputs], axis=1) if outputs.shape[1] == 1 else outputs
 
 
-def predict_batch(model, images, tta=False):
+def predict_batch(model, images, tta=False, eager=False):
     """One probability per class for each image of the batch. Test-time augmentation (tta): the mean
-    of the photo's and its mirror image's, as training showed the model both (RandomFlip)."""
-    scores = probabilities(model.predict_on_batch(images))
+    of the photo's and its mirror image's, as training showed the model both (RandomFlip).
+    eager: call the model directly instead of predict_on_batch, which first traces a graph of it:
+    that costs about a second, and pays back only over several batches."""
+    def run(batch):
+        return probabilities(model(batch, training=False) if eager else model.predict_on_batch(batch))
+
+    scores = run(images)
     if tta:
-        mirrored = import_tensorflow().reverse(images, axis=[2])  # (N, height, width, 3): flip the width
-        scores = (scores + probabilities(model.predict_on_batch(mirrored))) / 2
+        scores = (scores + run(import_tensorflow().reverse(images, axis=[2]))) / 2  # (N, height, width, 3): flip the width
     return scores
 
 
@@ -84,14 +88,14 @@ def predict_files(model, info, paths, batch_size, tta=False, explainer=None, uns
             checked = pending.result()
             if index + 1 < len(chunks):
                 pending = reader.submit(list, check_images(chunks[index + 1], info.image_size, keep_pixels=True))
-            yield from _label_chunk(model, info, checked, batch_size, tta, explainer, unsure_below)
+            yield from _label_chunk(model, info, checked, batch_size, tta, explainer, unsure_below, eager=len(paths) <= batch_size)
 
 
-def _label_chunk(model, info, checked, batch_size, tta, explainer, unsure_below):
+def _label_chunk(model, info, checked, batch_size, tta, explainer, unsure_below, eager):
     good = [Sample.checked(path, 0, result) for path, result in checked if not isinstance(result, BadImage)]
     rows, maps = [], []
     for images, _ in image_dataset(good, info.image_size, batch_size) if good else []:
-        rows.append(predict_batch(model, images, tta))
+        rows.append(predict_batch(model, images, tta, eager))
         if explainer is not None:
             maps += explainer.heatmaps(images, rows[-1].argmax(axis=1))
     rows = iter(np.concatenate(rows) if rows else [])
