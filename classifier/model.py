@@ -104,14 +104,13 @@ def make_model(name, image_size, num_classes):
 def set_phase(model, phase):
     """Choose what trains (training.plan_phases): "head" freezes the pretrained backbone, "fine-tune"
     opens its top blocks (BatchNorm stays frozen), "train" leaves every layer trainable."""
-    import keras
+    from .features import backbone_of
 
-    backbones = [layer for layer in model.layers if isinstance(layer, keras.Model)]
     if phase == "head":
-        backbones[0].trainable = False
+        backbone_of(model).trainable = False
     elif phase == "fine-tune":
         from .efficientnet import freeze_except_top
-        freeze_except_top(backbones[0])
+        freeze_except_top(backbone_of(model))
 
 
 def split_frozen(model):
