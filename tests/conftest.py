@@ -1,7 +1,9 @@
 """Shared fixtures: small image folders generated with Pillow, and the two scripts run in-process
 through main(argv) (fast) or in a fresh Python exactly as a user types them (a few smoke tests)."""
+import io
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,8 +79,15 @@ def dataset(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory, dataset):
-    """One small training run, as a user types it, shared by the tests that need model.h5 and weights.h5."""
+    """One small training run, shared by the tests that need model.h5 and weights.h5: in-process,
+    with what it prints kept in a Result (a session fixture cannot take capsys)."""
+    import train_CNN
+
     output = tmp_path_factory.mktemp("trained")
-    result = run_script("train_CNN.py", "--data", dataset, "--output", output, "--arch", "cnn", "--epochs", 1, "--image-size", 32)
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = train_CNN.main([str(arg) for arg in ("--data", dataset, "--output", output, "--arch", "cnn",
+                                                    "--epochs", 1, "--image-size", 32)])
+    result = Result(code, out.getvalue(), err.getvalue())
     assert result.returncode == 0, result.stderr
     return output, result

@@ -1,4 +1,5 @@
-"""predict.py as a user runs it: a line per image, the CSV, and its exit codes."""
+"""predict.py through main(argv), as a user runs it: a line per image, the CSV, and its exit codes.
+(The README's quick start runs it in a fresh Python; here --help does, to show it answers at once.)"""
 import csv
 
 from conftest import COLOURS, make_photo, run_script
@@ -9,12 +10,12 @@ def model_args(trained):
     return ["--model", output / "model.h5", "--weights", output / "weights.h5"]
 
 
-def test_labels_every_image_and_writes_csv(tmp_path, trained):
+def test_labels_every_image_and_writes_csv(tmp_path, trained, run):
     photos = tmp_path / "photos"
     for index, (name, colour) in enumerate(COLOURS.items()):
         make_photo(photos / f"{name}.jpg", colour, seed=100 + index)
         make_photo(photos / "nested" / f"{name} with spaces é.png", colour, size=(300, 200), format="PNG")
-    result = run_script("predict.py", photos, *model_args(trained), "--csv", tmp_path / "out.csv")
+    result = run("predict.py", photos, *model_args(trained), "--csv", tmp_path / "out.csv")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 4
@@ -27,40 +28,40 @@ def test_labels_every_image_and_writes_csv(tmp_path, trained):
     assert set(rows[0]) == {"path", "label", "confidence"}
 
 
-def test_bad_files_are_named_and_exit_1(tmp_path, trained):
+def test_bad_files_are_named_and_exit_1(tmp_path, trained, run):
     make_photo(tmp_path / "good.jpg", COLOURS["Dogs"])
     (tmp_path / "broken.jpg").write_text("this is text")
     (tmp_path / ".DS_Store").write_bytes(b"\0\0\0")  # not an image name: ignored, like Keras does
-    result = run_script("predict.py", tmp_path, *model_args(trained))
+    result = run("predict.py", tmp_path, *model_args(trained))
     assert result.returncode == 1
     assert len(result.stdout.strip().splitlines()) == 1 and "good.jpg" in result.stdout
     assert "broken.jpg" in result.stderr and ".DS_Store" not in result.stderr
 
 
-def test_no_images_found_exit_2(tmp_path, trained):
+def test_no_images_found_exit_2(tmp_path, trained, run):
     (tmp_path / "notes.txt").write_text("no photos here")
-    result = run_script("predict.py", tmp_path, *model_args(trained))
+    result = run("predict.py", tmp_path, *model_args(trained))
     assert result.returncode == 2
     assert "no images found" in result.stderr and str(tmp_path) in result.stderr
 
 
-def test_missing_model_file_exit_2(tmp_path, trained):
+def test_missing_model_file_exit_2(tmp_path, trained, run):
     make_photo(tmp_path / "a.jpg", COLOURS["Cats"])
     output, _ = trained
-    result = run_script("predict.py", tmp_path / "a.jpg", "--model", tmp_path / "nope.h5", "--weights", output / "weights.h5")
+    result = run("predict.py", tmp_path / "a.jpg", "--model", tmp_path / "nope.h5", "--weights", output / "weights.h5")
     assert result.returncode == 2 and "nope.h5 not found" in result.stderr
 
 
-def test_not_an_hdf5_model_exit_2(tmp_path, trained):
+def test_not_an_hdf5_model_exit_2(tmp_path, trained, run):
     make_photo(tmp_path / "a.jpg", COLOURS["Cats"])
     (tmp_path / "model.h5").write_text("garbage")
     output, _ = trained
-    result = run_script("predict.py", tmp_path / "a.jpg", "--model", tmp_path / "model.h5", "--weights", output / "weights.h5")
+    result = run("predict.py", tmp_path / "a.jpg", "--model", tmp_path / "model.h5", "--weights", output / "weights.h5")
     assert result.returncode == 2 and "not a readable HDF5 model file" in result.stderr
 
 
-def test_evaluate_prints_accuracy_and_confusion_matrix(trained, dataset):
-    result = run_script("predict.py", "--evaluate", dataset / "Test_Set", *model_args(trained))
+def test_evaluate_prints_accuracy_and_confusion_matrix(trained, dataset, run):
+    result = run("predict.py", "--evaluate", dataset / "Test_Set", *model_args(trained))
     assert result.returncode == 0, result.stderr
     assert "accuracy:" in result.stdout and "on 12 images" in result.stdout
     assert "confusion matrix" in result.stdout and "recall" in result.stdout

@@ -26,6 +26,7 @@ CI = PROJECT / ".ci" / "run"
 QUICK_CHECK = ["--epochs", "1", "--image-size", "32"]  # the README's "check an installation in about a minute"
 RUN_FOLDER = "runs/efficientnet-lite0"                   # where the first run of the default model goes
 PHOTOS = "photos"                                         # the folder of "your photos" in the quick start
+TENSORFLOW_NOISE = ("cuda", "oneDNN", "absl", "I0000", "UserWarning")  # what TensorFlow's C++ start-up can print
 
 
 def section(heading):
@@ -150,8 +151,11 @@ def runner(work):
     environment = {**os.environ, "KERAS_HOME": str(work.parent / "keras")}  # the download's cache, not ~/.keras
 
     def run(script, *args):
-        return subprocess.run([sys.executable, script, *args], cwd=work, env=environment,
-                              capture_output=True, text=True, timeout=300)
+        result = subprocess.run([sys.executable, script, *args], cwd=work, env=environment,
+                                capture_output=True, text=True, timeout=300)
+        for noise in TENSORFLOW_NOISE:  # a clean terminal: our lines and Keras's progress, no TensorFlow log
+            assert noise not in result.stdout + result.stderr, f"`{script} {' '.join(args)}` printed {noise}:\n{result.stderr}"
+        return result
     return run
 
 
