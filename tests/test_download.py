@@ -1,14 +1,12 @@
 """train_CNN.py --download-dataset, fed a small zip in the layout of Microsoft's archive via a file:// URL."""
-import os
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from conftest import COLOURS, PROJECT, make_photo
+from conftest import COLOURS, make_photo
 
+from classifier import download
 from classifier.config import UsageError
 from classifier.download import download_dataset
 
@@ -76,21 +74,19 @@ def test_archive_without_pet_images_is_one_clear_error(tmp_path):
         download_dataset(tmp_path / "data", archive.as_uri(), cache_dir=tmp_path / "cache")
 
 
-def run_download(tmp_path, url):
-    environment = dict(os.environ, KERAS_HOME=str(tmp_path / "keras"))
-    return subprocess.run([sys.executable, str(PROJECT / "train_CNN.py"), "--download-dataset", "--data", str(tmp_path / "data"),
-                           "--dataset-url", url], capture_output=True, text=True, env=environment, timeout=300)
-
-
-def test_command_line(tmp_path):
+def test_command_line(tmp_path, run, monkeypatch):
+    """train_CNN.py --download-dataset through main(argv); the README's quick start runs it in a fresh Python."""
+    fetch = download.fetch  # keras.utils.get_file's cache in tmp_path, not ~/.keras
+    monkeypatch.setattr(download, "fetch", lambda url, cache_dir=None: fetch(url, tmp_path / "keras"))
     archive = make_archive(tmp_path)
-    result = run_download(tmp_path, archive.as_uri())
+    result = run("train_CNN.py", "--download-dataset", "--data", tmp_path / "data", "--dataset-url", archive.as_uri())
     assert result.returncode == 0, result.stderr
     assert f"{tmp_path / 'data' / 'Training_Set'}: added 8 Cats, 8 Dogs" in result.stdout
     assert f"{tmp_path / 'data' / 'Test_Set'}: added 2 Cats, 2 Dogs" in result.stdout
     assert not (tmp_path / "model.h5").exists()  # it downloads, then stops: no training
+    assert list((tmp_path / "keras").rglob("*.zip"))
 
-    result = run_download(tmp_path, (tmp_path / "missing.zip").as_uri())
+    result = run("train_CNN.py", "--download-dataset", "--data", tmp_path / "data", "--dataset-url", (tmp_path / "missing.zip").as_uri())
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "could not download" in errors[0] and "missing.zip" in errors[0]

@@ -31,8 +31,8 @@ def train_args(data, output, *extra):
     return ["--data", data, "--output", output, "--arch", "cnn", "--epochs", "3", "--image-size", "32", "--batch-size", "4", *extra]
 
 
-def train(data, output, *extra, stop_with=None):
-    """Run train_CNN.py for 3 epochs in a fresh Python; with stop_with, send that signal as soon as epoch 2 starts.
+def train(data, output, *extra, stop_with=None, at_epoch=2):
+    """Run train_CNN.py for 3 epochs in a fresh Python; with stop_with, send that signal as soon as epoch at_epoch starts.
 
     Returns (exit code, stdout and stderr together).
     """
@@ -47,7 +47,7 @@ def train(data, output, *extra, stop_with=None):
         lines = []
         for line in process.stdout:  # one line per epoch: stdout is not a terminal
             lines.append(line)
-            if stop_with and line.startswith("Epoch 2/"):
+            if stop_with and line.startswith(f"Epoch {at_epoch}/"):
                 process.send_signal(stop_with)
                 break
         lines.append(process.stdout.read())
@@ -109,10 +109,14 @@ def test_ctrl_c_keeps_the_old_model_and_resume_continues_after_the_last_finished
     assert not (output / "checkpoint").exists()
 
 
-def test_kill_keeps_the_old_model_and_the_checkpoint(slow_dataset, tmp_path):
+def test_kill_during_the_first_epoch_keeps_the_old_model_and_blocks_no_new_run(slow_dataset, tmp_path):
     output = with_previous_model(tmp_path / "out")
-    code, log = train(slow_dataset, output, "--overwrite", stop_with=signal.SIGTERM)
-    assert_stopped_cleanly(code, log, output)
+    code, log = train(slow_dataset, output, "--overwrite", stop_with=signal.SIGTERM, at_epoch=1)
+    assert code == EXIT_INTERRUPTED, log
+    assert "Traceback" not in log and log.count("Interrupted") == 1, log
+    for name, data in PREVIOUS.items():
+        assert (output / name).read_bytes() == data  # byte-identical
+    assert not training.has_finished_epochs(output)  # no epoch to resume: the next run starts afresh
 
 
 # Problems found before training starts.
