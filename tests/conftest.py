@@ -1,6 +1,8 @@
 """Shared fixtures: small image folders generated with Pillow, and the two scripts run in-process
 through main(argv) (fast) or in a fresh Python exactly as a user types them (a few smoke tests)."""
 import io
+import json
+import shutil
 import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
@@ -9,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from filelock import FileLock
 from PIL import Image
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -72,22 +75,55 @@ def run(capsys):
     return lambda script, *args: run_main(script, *args, capsys=capsys)
 
 
-@pytest.fixture(scope="session")
-def dataset(tmp_path_factory):
-    return make_dataset(tmp_path_factory.mktemp("dataset"))
+def made_once(tmp_path_factory, worker_id, name, make):
+    """A folder filled by make(folder) once per test run: pytest-xdist's workers share it, the first
+    to ask makes it (under a lock) and the others wait for it, as pytest-xdist's docs show."""
+    if worker_id == "master":  # one process (-n 0): nothing to share
+        folder = tmp_path_factory.mktemp(name)
+        make(folder)
+        return folder
+    root = tmp_path_factory.getbasetemp().parent  # this run's, shared by its workers
+    folder, done = root / name, root / f"{name}.done"
+    with FileLock(str(root / f"{name}.lock")):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            make(folder)
+            done.touch()
+    return folder
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory, dataset):
+def dataset(tmp_path_factory, worker_id):
+    return made_once(tmp_path_factory, worker_id, "dataset", make_dataset)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, worker_id, dataset):
     """One small training run, shared by the tests that need model.h5 and weights.h5: in-process,
-    with what it prints kept in a Result (a session fixture cannot take capsys)."""
-    import train_CNN
+    with what it printed kept in a Result (in printed.json, for the other workers)."""
+    def train(folder):
+        import train_CNN
 
-    output = tmp_path_factory.mktemp("trained")
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = train_CNN.main([str(arg) for arg in ("--data", dataset, "--output", output, "--arch", "cnn",
-                                                    "--epochs", 1, "--image-size", 32)])
-    result = Result(code, out.getvalue(), err.getvalue())
+        out, err = io.StringIO(), io.StringIO()
+        with redirect_stdout(out), redirect_stderr(err):
+            code = train_CNN.main([str(arg) for arg in ("--data", dataset, "--output", folder / "run", "--arch", "cnn",
+                                                        "--epochs", 1, "--image-size", 32)])
+        (folder / "printed.json").write_text(json.dumps([code, out.getvalue(), err.getvalue()]))
+
+    folder = made_once(tmp_path_factory, worker_id, "trained", train)
+    result = Result(*json.loads((folder / "printed.json").read_text()))
     assert result.returncode == 0, result.stderr
-    return output, result
+    return folder / "run", result
+
+
+# pytest-xdist hands out whole files (--dist loadfile) in collection order: the slowest go first, so
+# that none of them starts last while the other cores sit idle (pytest.ini: --no-loadscope-reorder).
+SLOWEST_FIRST = ["test_readme.py", "test_interrupt.py", "test_features.py", "test_distribute.py",
+                 "test_shared_dataset.py", "test_train_cli.py", "test_shipped_model.py", "test_odd_files.py"]
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        return SLOWEST_FIRST.index(item.path.name) if item.path.name in SLOWEST_FIRST else len(SLOWEST_FIRST)
+    items.sort(key=rank)  # a stable sort: each file's tests keep their order

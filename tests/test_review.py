@@ -103,7 +103,7 @@ def reports(tmp_path_factory):
     cats = sorted((data / "Training_Set" / "Cats").iterdir())
     shutil.move(cats[0], data / "Training_Set" / "Dogs" / "really-a-cat.jpg")
     output = tmp_path_factory.mktemp("run")
-    train(RunConfig(data=str(data), output=str(output), arch="cnn", image_size=SIZE, epochs=2, batch_size=8))
+    train(RunConfig(data=str(data), output=str(output), arch="logistic", image_size=SIZE, epochs=2, batch_size=8))
     return output / "reports"
 
 
