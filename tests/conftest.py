@@ -107,7 +107,7 @@ def trained(tmp_path_factory, worker_id, dataset):
 
         out, err = io.StringIO(), io.StringIO()
         with redirect_stdout(out), redirect_stderr(err):
-            code = train_CNN.main([str(arg) for arg in ("--data", dataset, "--output", folder / "run", "--arch", "cnn",
+            code = train_CNN.main([str(arg) for arg in ("--data", dataset, "--output", folder / "run", "--arch", "logistic",
                                                         "--epochs", 1, "--image-size", 32)])
         (folder / "printed.json").write_text(json.dumps([code, out.getvalue(), err.getvalue()]))
 

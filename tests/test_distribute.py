@@ -36,7 +36,7 @@ def files_in(folder):
 def test_mirrored_on_two_cpu_devices_gives_what_one_device_gives(tmp_path, dataset, trained):
     from classifier.model import make_model
 
-    single, _ = trained  # one device (the cnn: the files a run writes are the same for every model)
+    single, _ = trained  # on one device
     result = subprocess.run([sys.executable, "-c", TWO_CPUS, "--data", dataset, "--output", tmp_path, *map(str, TRAIN_ARGS),
                              "--arch", "logistic", "--distribute", "mirrored"], cwd=PROJECT, capture_output=True, text=True, timeout=CLUSTER_TIMEOUT)
     assert result.returncode == 0, result.stderr

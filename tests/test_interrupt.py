@@ -17,22 +17,24 @@ from classifier import artifacts, training
 from classifier.config import EXIT_INTERRUPTED, EXIT_USAGE, RunConfig, UsageError
 from conftest import PROJECT, make_dataset
 
+EPOCHS = 4
 PREVIOUS = {"model.h5": b"the model of an earlier run", "weights.h5": b"the weights of an earlier run"}
 
 
 @pytest.fixture(scope="module")
 def slow_dataset(tmp_path_factory):
-    """Enough photos that one epoch at batch 4 takes seconds: a signal sent as epoch 2 starts lands inside it."""
+    """Enough photos that the epochs after the first take about half a second each at batch 2: a signal
+    sent as epoch 2 starts lands before the last one ends."""
     return make_dataset(tmp_path_factory.mktemp("slow"), train_per_class=100, test_per_class=4)
 
 
 def train_args(data, output, *extra):
-    """A small from-scratch run of 3 epochs: one training phase, so one backup folder."""
-    return ["--data", data, "--output", output, "--arch", "cnn", "--epochs", "3", "--image-size", "32", "--batch-size", "4", *extra]
+    """A small from-scratch run of EPOCHS epochs: one training phase, so one backup folder."""
+    return ["--data", data, "--output", output, "--arch", "logistic", "--epochs", str(EPOCHS), "--image-size", "32", "--batch-size", "2", *extra]
 
 
 def train(data, output, *extra, stop_with=None, at_epoch=2):
-    """Run train_CNN.py for 3 epochs in a fresh Python; with stop_with, send that signal as soon as epoch at_epoch starts.
+    """Run train_CNN.py for EPOCHS epochs in a fresh Python; with stop_with, send that signal as soon as epoch at_epoch starts.
 
     Returns (exit code, stdout and stderr together).
     """
@@ -85,7 +87,7 @@ def assert_stopped_cleanly(code, log, output):
     assert (output / "checkpoint" / "backup-train").is_dir()  # the epochs so far are kept
     assert (output / "checkpoint" / "best.weights.h5").is_file()
     finished = logged_epochs(output)
-    assert finished and finished == list(range(1, len(finished) + 1)) and len(finished) < 3  # counted from 1
+    assert finished and finished == list(range(1, len(finished) + 1)) and len(finished) < EPOCHS  # counted from 1
     return len(finished)
 
 
@@ -101,8 +103,8 @@ def test_ctrl_c_keeps_the_old_model_and_resume_continues_after_the_last_finished
     code, log = train_in_process(run, slow_dataset, output, "--resume", "--overwrite")
     assert code == 0, log
     epochs_run = [line.split()[1] for line in log.splitlines() if line.startswith("Epoch ")]
-    assert epochs_run == [f"{epoch}/3" for epoch in range(finished + 1, 4)]  # starts after the last finished epoch
-    assert logged_epochs(output) == [1, 2, 3]  # one row per epoch across both runs
+    assert epochs_run == [f"{epoch}/{EPOCHS}" for epoch in range(finished + 1, EPOCHS + 1)]  # starts after the last finished epoch
+    assert logged_epochs(output) == list(range(1, EPOCHS + 1))  # one row per epoch across both runs
     with h5py.File(output / "model.h5") as file:
         assert "model_weights" in file
     artifacts.load(output / "model.h5", output / "weights.h5")
