@@ -125,8 +125,14 @@ def read_and_resize(path, pillow, image_size, kept=None, index=None):
 
 def image_dataset(samples, image_size, batch_size, shuffle=False, seed=None, cache=False):
     """A tf.data stream of (float32 images 0-255, integer labels) batches, in the samples' order
-    unless shuffled. cache=True keeps the decoded photos in memory as uint8 (4x smaller than
-    float32) after the first pass, so later epochs skip decoding."""
+    unless shuffled."""
+    return batches(decoded_photos(samples, image_size, cache), batch_size, shuffle, seed)
+
+
+def decoded_photos(samples, image_size, cache=False):
+    """A tf.data stream of (uint8 image, label), one per sample, in order. cache=True keeps them in
+    memory (uint8: 4x smaller than float32) after the first full pass, for every stream made from
+    this one: later epochs, and the scoring for reports/suspects.csv, skip decoding."""
     tf = import_tensorflow()
     paths = [os.fsencode(sample.path) for sample in samples]  # bytes: any file name, even one that is not UTF-8
     pillow = [sample.pillow for sample in samples]
@@ -136,12 +142,16 @@ def image_dataset(samples, image_size, batch_size, shuffle=False, seed=None, cac
     dataset = tf.data.Dataset.from_tensor_slices((paths, pillow, labels, np.arange(len(samples))))
     dataset = dataset.map(lambda path, use_pillow, label, index: (read_and_resize(path, use_pillow, image_size, kept, index), label),
                           num_parallel_calls=tf.data.AUTOTUNE)
-    if cache:
-        dataset = dataset.cache()
+    return dataset.cache() if cache else dataset
+
+
+def batches(photos, batch_size, shuffle=False, seed=None):
+    """decoded_photos as float32 batches, reshuffled each epoch when shuffle=True."""
+    tf = import_tensorflow()
     if shuffle:
-        dataset = dataset.shuffle(len(samples), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size).map(lambda images, labels: (tf.cast(images, tf.float32), labels))
-    return dataset.prefetch(tf.data.AUTOTUNE)
+        photos = photos.shuffle(int(photos.cardinality()), seed=seed, reshuffle_each_iteration=True)
+    photos = photos.batch(batch_size).map(lambda images, labels: (tf.cast(images, tf.float32), labels))
+    return photos.prefetch(tf.data.AUTOTUNE)
 
 
 def load_image(path, image_size):

@@ -40,7 +40,7 @@ def write_review(report_dir, model, class_names, image_size, batch_size, test_sa
 
     test_scores: the model's outputs on test_samples, in their order; training_samples: every
     labelled photo of Training_Set (validation part included), and training_scores the model's outputs
-    on them, not augmented (None: they are scored here, once more).
+    on them, not augmented.
     """
     report_dir = Path(report_dir)
     test_scores = probabilities(test_scores)
@@ -48,12 +48,7 @@ def write_review(report_dir, model, class_names, image_size, batch_size, test_sa
     mistakes = find_mistakes(test_samples, test_scores)
     draw_mistakes(report_dir / "mistakes.png", mistakes, len(test_samples), class_names, model, image_size, batch_size)
 
-    if training_scores is None:
-        print(f"Scoring the {len(training_samples)} Training_Set photos once more for reports/suspects.csv "
-              "(photos whose folder the model disagrees with)...", flush=True)
-        training_scores = predict_samples(model, training_samples, image_size, batch_size)
-    training_scores = probabilities(training_scores)
-    suspects = find_suspects(training_samples, training_scores, class_names)
+    suspects = find_suspects(training_samples, probabilities(training_scores), class_names)
     write_suspects(report_dir / "suspects.csv", suspects)
 
     table = unsure_table(test_scores, truth)
@@ -61,11 +56,6 @@ def write_review(report_dir, model, class_names, image_size, batch_size, test_sa
     append_to_summary(report_dir / "summary.md", len(mistakes), len(test_samples), suspects, len(training_samples), table)
     write_index(report_dir, facts, class_names, mistakes, len(test_samples), suspects, len(training_samples), table)
     return report_dir
-
-
-def predict_samples(model, samples, image_size, batch_size):
-    from .data import image_dataset
-    return probabilities(model.predict(image_dataset(samples, image_size, batch_size), verbose=0))
 
 
 def find_mistakes(samples, scores):

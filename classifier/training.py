@@ -26,7 +26,7 @@ import keras  # noqa: E402
 from .config import (CHECKPOINT_DIR, DEFAULT_ARCH, EXIT_INTERRUPTED, MODEL_FILE, REPORTS_DIR, RUNS_DIR, TEST_DIR, TRAIN_DIR, WEIGHTS_FILE,
                      TRAINING_INTERRUPTED, RunConfig, UsageError, short_path)
 from .check import quick_check
-from .data import check_layout, image_dataset, labelled_samples, split_off
+from .data import batches, check_layout, decoded_photos, image_dataset, labelled_samples, split_off
 from .distribute import global_batch_size, make_strategy, shard, writable_output
 from .model import MODELS
 
@@ -247,8 +247,8 @@ def train(config, overwrite=False, resume=False):
         fit = fit_phases(model, config, photos, batch_size, strategy, output)
     minutes = (time.time() - started) / 60
     scores = model.predict(image_dataset(photos.test, config.image_size, batch_size), verbose=0)  # Test_Set, once
-    # For reports/suspects.csv; from the cached features when there are some, else review.py reads the photos again.
-    training_scores = fit.model.predict(fit.all_training, verbose=0) if fit.all_training is not None else None
+    # For reports/suspects.csv, from what fit cached: decoded photos, or a pretrained model's frozen features.
+    training_scores = fit.model.predict(fit.all_training, verbose=0)
     return save_results(model, config, class_names, photos, scores, training_scores, minutes, batch_size, output)
 
 
@@ -283,15 +283,17 @@ class FitData:
     model: keras.Model
     train: object               # tf.data stream of augmented, shuffled batches
     validation: object          # tf.data stream, or None when nothing is held out
-    all_training: object = None  # the training then validation photos, not augmented, as `model` takes them (None: photos)
+    all_training: object        # the training then validation photos, not augmented, as `model` takes them
 
 
 def data_for_fit(model, config, photos, batch_size, strategy):
     """The FitData of a run: for a pretrained model, after one pass of its frozen blocks over the photos."""
     if not MODELS[config.arch].head_epochs:  # from scratch: every layer trains, on the photos
-        train = image_dataset(photos.train, config.image_size, batch_size, shuffle=True, seed=config.seed, cache=True)
-        validation = shard(image_dataset(photos.validation, config.image_size, batch_size, cache=True)) if photos.validation else None
-        return FitData(model, shard(train), validation)
+        train = decoded_photos(photos.train, config.image_size, cache=True)
+        validation = decoded_photos(photos.validation, config.image_size, cache=True) if photos.validation else None
+        return FitData(model, shard(batches(train, batch_size, shuffle=True, seed=config.seed)),
+                       shard(batches(validation, batch_size)) if validation is not None else None,
+                       batches(train if validation is None else train.concatenate(validation), batch_size))  # from the caches
     from .features import feature_dataset, frozen_features
     from .model import split_frozen
 
