@@ -3,6 +3,7 @@ through main(argv) (fast) or in a fresh Python exactly as a user types them (a f
 import io
 import json
 import shutil
+import signal
 import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
@@ -67,6 +68,12 @@ def run_script(script, *args, cwd=None, timeout=600):
     """Run train_CNN.py or predict.py in a fresh Python, as a user does in a terminal."""
     return subprocess.run([sys.executable, str(PROJECT / script), *map(str, args)], cwd=cwd or PROJECT,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def ctrl_c_as_in_a_terminal():
+    """preexec_fn for a script a test stops with SIGINT: a background job (pytest started with &)
+    inherits SIGINT ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture

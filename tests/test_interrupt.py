@@ -15,7 +15,7 @@ import pytest
 
 from classifier import artifacts, training
 from classifier.config import EXIT_INTERRUPTED, EXIT_USAGE, RunConfig, UsageError
-from conftest import PROJECT, make_dataset
+from conftest import PROJECT, ctrl_c_as_in_a_terminal, make_dataset
 
 EPOCHS = 4
 PREVIOUS = {"model.h5": b"the model of an earlier run", "weights.h5": b"the weights of an earlier run"}
@@ -41,8 +41,7 @@ def train(data, output, *extra, stop_with=None, at_epoch=2):
     process = subprocess.Popen(
         [sys.executable, PROJECT / "train_CNN.py", *train_args(data, output, *extra)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"),
-        # Ctrl-C as in a terminal, even when pytest runs as a background job (which inherits SIGINT ignored).
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        preexec_fn=ctrl_c_as_in_a_terminal)
     watchdog = threading.Timer(600, process.kill)  # a hung run fails the test instead of hanging it
     watchdog.start()
     try:

@@ -21,7 +21,7 @@ from classifier import artifacts
 from classifier.config import EXIT_INTERRUPTED, EXIT_SOME_INPUTS_BAD, EXIT_USAGE, IMAGE_EXTENSIONS
 from classifier.data import image_dataset, labelled_samples, load_image
 from classifier.images import BadImage, check_images, find_images, needs_pillow, open_image
-from conftest import COLOURS, PROJECT, make_dataset, make_photo
+from conftest import COLOURS, PROJECT, ctrl_c_as_in_a_terminal, make_dataset, make_photo
 
 SIZE = 16
 PREVIOUS = {"model.h5": b"the model of an earlier run", "weights.h5": b"the weights of an earlier run"}
@@ -248,8 +248,7 @@ def test_ctrl_c_in_predict_keeps_a_valid_csv_of_the_rows_labelled(tmp_path, mode
     process = subprocess.Popen([sys.executable, PROJECT / "predict.py", tmp_path / "photos", "--model", model_file,
                                 "--csv", tmp_path / "labels.csv", "--batch-size", "1"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               # Ctrl-C as in a terminal, even when pytest runs as a background job (which inherits SIGINT ignored).
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                               preexec_fn=ctrl_c_as_in_a_terminal)
     watchdog = threading.Timer(120, process.kill)  # a hang fails the test instead of hanging it
     watchdog.start()
     try:
