@@ -1,17 +1,21 @@
 """Label photos with a trained model: one line per image (path, label, confidence).
+A photo unlike all the training photos of every class is labelled `unknown`: not one of the classes.
 
     python predict.py                          # every image in Dataset/Predict, with the shipped model.h5
     python predict.py photo.jpg holidays/      # files and folders (walked recursively)
     python predict.py --model runs/cnn/model.h5 photos/   # a model you trained (its weights.h5 comes with it)
     python predict.py --csv labels.csv         # also write the rows to a CSV file
-    python predict.py --json                   # a JSON list of {path, label, confidence, probabilities} instead of lines
+    python predict.py --json                   # a JSON list of {path, label, confidence, probabilities, unknown_score}
     python predict.py --sheet sheet.png        # also draw the photos with their labels in one picture
     python predict.py --evaluate Dataset/Test_Set   # accuracy and confusion matrix on labelled folders
     python predict.py --heatmaps why/          # also why/<photo>.png: where in each photo the evidence lies
     python predict.py --tta                    # average each photo's prediction with its mirror image's
     python predict.py --unsure-below 0.9       # label a photo "unsure" when its confidence is below 90%
+    python predict.py --no-unknown             # always one of the model's classes, never "unknown"
 
-The confidence is the model's probability of the printed label.
+The confidence is the model's probability of its most probable class: of the printed label,
+unless that is "unsure" or "unknown". The unknown score (CSV, JSON) says how unlike the training
+photos a photo is: 0 for one just like them; above the model's threshold, the label is "unknown".
 Exit codes: 0 every image labelled; 1 some files could not be read (each named on stderr);
 2 usage error, missing or unloadable model files, or no images found; 130 stopped by Ctrl-C or kill
 (the rows labelled before the stop are kept: printed, in a complete --csv file and a valid --json list).
@@ -31,7 +35,7 @@ def parse_args(argv=None):
                         help="the model saved by train_CNN.py (default: the shipped model.h5)")
     parser.add_argument("--weights", metavar="FILE",
                         help="its weights (default: the weights.h5 beside --model, else the weights inside it)")
-    parser.add_argument("--csv", metavar="FILE", help="also write the rows to FILE, with the header path,label,confidence")
+    parser.add_argument("--csv", metavar="FILE", help="also write the rows to FILE, with the header path,label,confidence,unknown_score")
     parser.add_argument("--json", action="store_true", help="print one JSON list instead of tab-separated lines")
     parser.add_argument("--sheet", metavar="FILE.png", help="also draw a contact sheet: every photo with its label, doubtful ones marked")
     parser.add_argument("--evaluate", metavar="DIR", help="instead of labelling, score the model on DIR/<class>/ photos")
@@ -41,6 +45,11 @@ def parse_args(argv=None):
                         "its mirror image's (twice the time); for labelling and --evaluate")
     parser.add_argument("--unsure-below", type=float, metavar="P", default=0.0,
                         help="label a photo 'unsure' when its confidence is below P (0.5-1; --evaluate says what P buys)")
+    parser.add_argument("--unknown-above", type=float, metavar="D", default=None,
+                        help="label a photo 'unknown' when its unknown score is above D (0-2; default: the threshold stored "
+                             "in the model, which flagged 1%% of its held-out photos; lower flags more)")
+    parser.add_argument("--no-unknown", action="store_true",
+                        help="never label a photo 'unknown': always one of the model's classes")
     parser.add_argument("--batch-size", type=int, default=config.BATCH_SIZE, help="images per batch (default: %(default)s)")
     parser.add_argument("--classes", type=lambda text: [name.strip() for name in text.split(",")], metavar="A,B",
                         help="class names for a model.h5 from a Keras 2 script, which does not store them, in the order "
@@ -52,7 +61,16 @@ def parse_args(argv=None):
         parser.error("--batch-size must be at least 1")
     if not 0 <= args.unsure_below <= 1:
         parser.error("--unsure-below takes a confidence between 0 and 1, such as --unsure-below 0.9")
+    if args.unknown_above is not None and not 0 <= args.unknown_above <= 2:
+        parser.error("--unknown-above takes a score between 0 and 2, such as --unknown-above 0.5")
+    if args.unknown_above is not None and args.no_unknown:
+        parser.error("--unknown-above and --no-unknown contradict each other: pass one of them")
     return args
+
+
+def unknown_above(args):
+    """predict_files' unknown_above: off, a number given, or the model's own threshold."""
+    return None if args.no_unknown else "model" if args.unknown_above is None else args.unknown_above
 
 
 def open_writers(args):
@@ -93,7 +111,7 @@ def label_images(args):
         print(f"Heatmaps: {explainer.method}", file=sys.stderr)
     labelled, bad = 0, len(missing)
     try:
-        for result in predict_files(model, info, paths, args.batch_size, args.tta, explainer, args.unsure_below):
+        for result in predict_files(model, info, paths, args.batch_size, args.tta, explainer, args.unsure_below, unknown_above(args)):
             if isinstance(result, BadImage):
                 print(f"error: {result}", file=sys.stderr)
                 bad += 1
@@ -113,8 +131,9 @@ def evaluate(args):
     from classifier.prediction import evaluate, format_report, load_classifier
 
     model, info = load_classifier(args.model, args.weights, args.classes)
-    confusion, predictions, right, bad = evaluate(model, info, args.evaluate, args.batch_size, args.tta)
+    confusion, predictions, right, bad = evaluate(model, info, args.evaluate, args.batch_size, args.tta, unknown_above(args))
     print(format_report(confusion, info.class_names))
+    print(unknown_report(predictions, right))
     if args.unsure_below:
         print(unsure_report(args.unsure_below, predictions, right))
     if bad:
@@ -132,6 +151,21 @@ def stop_on_sigterm():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def unknown_report(predictions, right):
+    """How many of the evaluated photos, all of the model's classes, the unknown score flags."""
+    import numpy as np
+
+    threshold = predictions[0].unknown_above if predictions else None
+    if threshold is None:
+        why = "--no-unknown" if predictions and predictions[0].unknown_score is not None else "this model has no unknown score"
+        return f"\nunknown: off ({why})"
+    flagged = [prediction.unknown for prediction in predictions]
+    kept = [correct for correct, unknown in zip(right, flagged) if not unknown]
+    return (f"\nunknown (score above {threshold:.4f}): {sum(flagged)} of {len(flagged)} images flagged ({np.mean(flagged):.2%}), "
+            f"though all are of the model's classes; accuracy above counts their most probable class "
+            f"(on the {len(kept)} not flagged: {np.mean(kept) if kept else float('nan'):.2%})")
 
 
 def unsure_report(threshold, predictions, right):

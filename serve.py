@@ -8,8 +8,10 @@
     curl -F file=@cat.jpg -F file=@dog.jpg http://127.0.0.1:8000/predict
     curl http://127.0.0.1:8000/health
 
-POST /predict answers {"predictions": [{"filename", "label", "confidence", "probabilities": {class: p}}]}
-(the fields of predict.py --json); a photo it will not label gets a 4xx {"error": "NAME: why"}.
+POST /predict answers {"predictions": [{"filename", "label", "confidence", "probabilities": {class: p},
+"unknown_score"}]} (the fields of predict.py --json): a photo of none of the model's classes gets the
+label "unknown", and the page says "not one of: Cats, Dogs". A photo it cannot read among others
+gets {"filename", "error"} in its place; a request with no readable photo gets a 4xx {"error": "NAME: why"}.
 Ctrl-C or SIGTERM stops it, after the requests under way are answered (5 s at most): exit code 0.
 A missing model file, a port in use or an unknown --host: one `error:` line, exit code 2.
 """
@@ -40,6 +42,9 @@ def parse_args(argv=None):
                         help="most pixels a photo may have, in millions (default: %(default)g)")
     parser.add_argument("--max-files", type=int, metavar="N", default=limits.max_files,
                         help="most photos in one request (default: %(default)s)")
+    parser.add_argument("--unsure-below", type=float, metavar="P", default=0.0,
+                        help="label a photo 'unsure' when its confidence is below P, as predict.py does (0-1; default: "
+                             "never, and the page marks a label under 70%% confidence)")
     parser.add_argument("--batch-size", type=int, metavar="N", default=config.BATCH_SIZE,
                         help="most photos per model call, from all requests together (default: %(default)s)")
     parser.add_argument("--batch-wait-ms", type=float, metavar="MS", default=5.0,
@@ -50,6 +55,8 @@ def parse_args(argv=None):
             parser.error(f"--{name.replace('_', '-')} must be above 0")
     if args.batch_wait_ms < 0:
         parser.error("--batch-wait-ms must be 0 or more")
+    if not 0 <= args.unsure_below <= 1:
+        parser.error("--unsure-below takes a confidence between 0 and 1, such as --unsure-below 0.9")
     return args
 
 
@@ -77,8 +84,9 @@ def serve(args):
     Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, limits.max_pixels)
     with listen(args.host, args.port) as sock:
         model, info = load_classifier(args.model, args.weights)
-        warm_up(model, info.image_size)
-        app = create_app(model, info, limits, args.batch_size, args.batch_wait_ms / 1000, model_file=args.model)
+        app = create_app(model, info, limits, args.batch_size, args.batch_wait_ms / 1000, model_file=args.model,
+                         unsure_below=args.unsure_below)
+        warm_up(app, info.image_size)
         server = uvicorn.Server(uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=5))
         # uvicorn answers Ctrl-C and SIGTERM by finishing the requests under way (5 s at most), then sends
         # itself the signal again with the handlers it found, which by default would kill the process

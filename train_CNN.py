@@ -6,6 +6,7 @@
     python train_CNN.py --download-dataset    # fetch Microsoft's Kaggle Cats and Dogs photos into Dataset/
     python train_CNN.py --export tflite       # model.h5 as model.tflite (or keras, savedmodel)
     python train_CNN.py --check               # check the dataset (copies shared by the sets, imbalance...); no training
+    python train_CNN.py --fit-unknown --model runs/old/model.h5   # give an older model its "unknown" answer, no training
 """
 import argparse
 import os
@@ -52,14 +53,19 @@ def parse_args(argv=None):
                         help="instead of training, check --data: photos per class, unreadable files, photos shared by "
                              f"{config.TRAIN_DIR} and {config.TEST_DIR} (exact or near copies), imbalance, tiny photos; "
                              "exit 1 when a problem is found (classifier/check.py)")
+    parser.add_argument("--fit-unknown", action="store_true",
+                        help="instead of training, fit --model's unknown score (photos of none of its classes) and "
+                             "calibration on --data, the dataset it was trained on; for a model.h5 trained before "
+                             "that score existed; its weights are not changed")
     parser.add_argument("--dataset-url", default=None, help=argparse.SUPPRESS)  # tests point it at a local file:// zip
     parser.add_argument("--export", choices=FORMATS, help="instead of training, write --model in this format into --output")
-    parser.add_argument("--model", metavar="FILE", help=f"the model file --export converts (default: the shipped {config.MODEL_FILE})")
+    parser.add_argument("--model", metavar="FILE",
+                        help=f"the model file --export or --fit-unknown works on (default: the shipped {config.MODEL_FILE})")
     args = parser.parse_args(argv)
     if args.model in MODELS:
         parser.error(f"--model takes a model file; to choose the network, use --arch {args.model}")
-    if sum(map(bool, (args.download_dataset, args.export, args.check))) > 1:
-        parser.error("--download-dataset, --export and --check are separate jobs: run them one at a time")
+    if sum(map(bool, (args.download_dataset, args.export, args.check, args.fit_unknown))) > 1:
+        parser.error("--download-dataset, --export, --fit-unknown and --check are separate jobs: run them one at a time")
     for name in ("epochs", "batch_size", "image_size"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -86,7 +92,7 @@ def run_config(args):
 def main(argv=None):
     args = parse_args(argv)
     try:
-        if args.download_dataset or args.export or args.check:
+        if args.download_dataset or args.export or args.check or args.fit_unknown:
             return run_job(args)
         if not args.resume:  # a wrong folder layout is a usage error: answer it before TensorFlow loads (seconds)
             from classifier.data import check_layout
@@ -107,12 +113,16 @@ def main(argv=None):
 
 
 def run_job(args):
-    """--download-dataset, --export or --check: one job instead of training."""
+    """--download-dataset, --export, --check or --fit-unknown: one job instead of training."""
     try:
         if args.check:
             from classifier.check import check_dataset
             return check_dataset(args.data or config.DATASET_DIR, args.image_size or MODELS[args.arch or config.DEFAULT_ARCH].image_size)
-        if args.download_dataset:
+        if args.fit_unknown:
+            from classifier.retrofit import fit_unknown
+            fit_unknown(args.model or config.PROJECT_DIR / config.MODEL_FILE, args.data or config.DATASET_DIR,
+                        args.batch_size or config.BATCH_SIZE)
+        elif args.download_dataset:
             from classifier.download import DATASET_URL, download_dataset
             download_dataset(args.data or config.DATASET_DIR, args.dataset_url or DATASET_URL, args.seed or config.SEED)
         else:

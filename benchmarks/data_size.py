@@ -14,7 +14,11 @@ linked, not copied, into a temporary folder. Training minutes are those train() 
 fit phases); "run min" is the whole call: the photo check, building the model, training and
 predicting the test photos.
 
-The table is printed at the end, and the accuracy per photos per class is drawn in --plot.
+The table is printed at the end, and the accuracy per photos per class is drawn in --plot. Beside
+the accuracy: the expected calibration error on those Test_Set photos (reports/summary.md), the
+share of them the unknown score flags, and the share of --other photos (none of the classes;
+default ../shared/datasets/neither) it flags: how well "unknown" works with few photos, and for
+the from-scratch models.
 """
 import argparse
 import contextlib
@@ -38,6 +42,8 @@ def parse_args():
     parser.add_argument("--epochs", type=int, default=0, help="epochs for every model (default: 0, each model's own)")
     parser.add_argument("--seed", type=int, default=config.SEED, help="sampling, split, shuffling and weights (default: %(default)s)")
     parser.add_argument("--plot", default=str(common.PROJECT / "docs" / "data_size.png"), help="the PNG to draw (default: docs/data_size.png)")
+    parser.add_argument("--other", default=str(common.PROJECT.parent / "shared" / "datasets" / "neither"),
+                        help="photos of none of the classes, to measure the unknown score on (default: %(default)s; '' for none)")
     args = parser.parse_args()
     args.per_class = sorted(int(count) for count in args.per_class.split(","))
     args.models = args.models.split(",")
@@ -45,7 +51,8 @@ def parse_args():
 
 
 def train_once(data_dir, output, arch, epochs, seed):
-    """One train() run, its chatter kept out of the report; (Test_Set accuracy, training minutes, run minutes)."""
+    """One train() run, its chatter kept out of the report; (Test_Set accuracy, training minutes, run minutes,
+    Test_Set ECE, share of Test_Set flagged unknown)."""
     import keras
     from classifier.config import RunConfig
     from classifier.training import train
@@ -61,7 +68,24 @@ def train_once(data_dir, output, arch, epochs, seed):
         raise
     run_minutes = (time.perf_counter() - started) / 60
     reported = re.search(r"training took ([\d.]+) min", chatter.getvalue())
-    return accuracy, float(reported.group(1)) if reported else float("nan"), run_minutes
+    flagged = re.search(r"([\d.]+)% of its photos would be labelled unknown", chatter.getvalue())
+    ece = re.search(r"expected calibration error ([\d.]+)%", Path(output, config.REPORTS_DIR, "summary.md").read_text())
+    return (accuracy, float(reported.group(1)) if reported else float("nan"), run_minutes,
+            float(ece.group(1)) / 100 if ece else float("nan"), float(flagged.group(1)) / 100 if flagged else float("nan"))
+
+
+def other_flagged(model_path, folder):
+    """The share of the photos in folder (none of the model's classes) that predict.py labels unknown."""
+    if not folder or not Path(folder).is_dir():
+        return float("nan")
+    from classifier.images import BadImage
+    from classifier.prediction import load_classifier, predict_files
+
+    with contextlib.redirect_stderr(io.StringIO()):
+        model, info = load_classifier(model_path)
+    paths, _ = common.find_images([Path(folder)])
+    results = [result for result in predict_files(model, info, paths, 32) if not isinstance(result, BadImage)]
+    return sum(result.unknown for result in results) / max(1, len(results))
 
 
 def plot(results, args, test_count):
@@ -98,18 +122,21 @@ def main():
         for count in args.per_class:
             data_dir = common.linked_dataset(Path(workdir, f"data-{count}"), 2 * count, test_count, args.seed)
             for arch in args.models:
-                results[count, arch] = train_once(data_dir, Path(workdir, f"run-{arch}-{count}"), arch, args.epochs, args.seed)
-                accuracy, minutes, run_minutes = results[count, arch]
+                run = Path(workdir, f"run-{arch}-{count}")
+                results[count, arch] = (*train_once(data_dir, run, arch, args.epochs, args.seed),
+                                        other_flagged(run / config.MODEL_FILE, args.other))
+                accuracy, minutes, run_minutes, *_ = results[count, arch]
                 print(f"  {count} per class, {arch}: {accuracy:.2%} in {minutes:.1f} min ({run_minutes:.1f} min in all)", flush=True)
             tested = len(common.find_images([data_dir / config.TEST_DIR])[0])
 
-    print(f"\n{'photos per class':>16}  {'model':<20}{'Test_Set acc.':>14}{'training min':>14}{'run min':>9}")
-    for (count, arch), (accuracy, minutes, run_minutes) in results.items():
-        print(f"{count:>16}  {arch:<20}{accuracy:>14.2%}{minutes:>14.1f}{run_minutes:>9.1f}")
+    print(f"\n{'photos per class':>16}  {'model':<20}{'Test_Set acc.':>14}{'training min':>14}{'run min':>9}"
+          f"{'ECE':>8}{'unknown: Test_Set':>19}{'unknown: other':>16}")
+    for (count, arch), (accuracy, minutes, run_minutes, ece, flagged, other) in results.items():
+        print(f"{count:>16}  {arch:<20}{accuracy:>14.2%}{minutes:>14.1f}{run_minutes:>9.1f}{ece:>8.2%}{flagged:>19.1%}{other:>16.1%}")
     epochs = args.epochs or "each model's default"
     print(f"(Test_Set accuracy on {tested} photos{'' if args.test_images else ', all of them'}; epochs: {epochs})")
     if (GOAL_PER_CLASS, config.DEFAULT_ARCH) in results:
-        accuracy, minutes, _ = results[GOAL_PER_CLASS, config.DEFAULT_ARCH]
+        accuracy, minutes, *_ = results[GOAL_PER_CLASS, config.DEFAULT_ARCH]
         met = accuracy >= GOAL_ACCURACY and minutes <= GOAL_MINUTES
         print(f"goal, {config.DEFAULT_ARCH} >= {GOAL_ACCURACY:.0%} with {GOAL_PER_CLASS} photos per class in <= {GOAL_MINUTES:g} min "
               f"of training: {'met' if met else 'NOT met'} ({accuracy:.2%}, {minutes:.1f} min)")

@@ -9,15 +9,17 @@ import json
 import os
 import tempfile
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import h5py
+import numpy as np
 
 from . import legacy
 from .config import INTERPOLATION, WEIGHTS_FILE, UsageError
 
 METADATA_KEY = "classifier_metadata"
+BANK_KEY = "classifier_open_set_bank"  # the training photos' features of the unknown score (open_set.py)
 
 
 @dataclass
@@ -32,10 +34,27 @@ class ModelInfo:
     keras_version: str = ""
     weights_dtype: str = "float32"
     run: dict = field(default_factory=dict)  # the RunConfig of the training run
+    open_set: dict = field(default_factory=dict)  # the unknown score's settings (open_set.Scorer.settings); none: no score
+    temperature: float = 1.0             # divides the log-probabilities (open_set.calibrate); 1: left as the network gives them
+    bank: object = field(default=None, repr=False, compare=False)  # the unknown score's stored features, an array of its own
+
+    def to_dict(self):
+        """The JSON metadata: every field but the bank."""
+        return {item.name: getattr(self, item.name) for item in fields(self) if item.name != "bank"}
+
+    @property
+    def scorer(self):
+        """The open_set.Scorer stored with the model, or None (a model trained before it existed, a Keras 2 file)."""
+        from .open_set import Scorer
+        return Scorer.from_settings(self.open_set, self.bank) if self.open_set and self.bank is not None else None
 
     def write(self, path):
         with h5py.File(path, "a") as file:
-            file.attrs[METADATA_KEY] = json.dumps(asdict(self))
+            file.attrs[METADATA_KEY] = json.dumps(self.to_dict())
+            if BANK_KEY in file:
+                del file[BANK_KEY]
+            if self.bank is not None:
+                file.create_dataset(BANK_KEY, data=np.asarray(self.bank, np.float16))
 
     @classmethod
     def read(cls, path):
@@ -43,10 +62,11 @@ class ModelInfo:
         try:
             with h5py.File(path, "r") as file:
                 values = json.loads(file.attrs[METADATA_KEY])
+                bank = file[BANK_KEY][()] if BANK_KEY in file else None
             if not isinstance(values, dict):  # JSON, but a list or a number: not what train_CNN.py writes
                 raise TypeError(f"{METADATA_KEY} is not a JSON object")
-            known = {item.name for item in fields(cls)}
-            return cls(**{key: value for key, value in values.items() if key in known})
+            known = {item.name for item in fields(cls)} - {"bank"}
+            return cls(**{key: value for key, value in values.items() if key in known}, bank=bank)
         except (KeyError, TypeError, ValueError):  # no attribute, or not the JSON train_CNN.py writes
             raise UsageError(f"{path} was not written by train_CNN.py (no class names or image size in it); retrain with train_CNN.py")
         except OSError as error:

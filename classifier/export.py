@@ -5,12 +5,14 @@
     tflite      MODEL.tflite        TensorFlow Lite / LiteRT, for phones and small boards
 
 Every format takes what model.h5 takes: float32 RGB images of shape (N, size, size, 3) with values
-0-255 (the model scales them itself), and returns (N, classes): one probability per class.
-A MODEL_metadata.json beside it names the classes and the image size, which the formats cannot hold.
+0-255 (the model scales them itself), and returns (N, classes): one probability per class, then,
+for a model that stores an unknown score (open_set.py), (N, 1): that score, which labels a photo
+`unknown` above the threshold in the metadata. The exported model is prediction.inference_model,
+the one predict.py runs. A MODEL_metadata.json beside it names the classes, the image size and the
+threshold, which the formats cannot hold.
 """
 import json
 import shutil
-from dataclasses import asdict
 import tempfile
 from pathlib import Path
 
@@ -26,8 +28,11 @@ def export(model_path, fmt, output_dir, overwrite=False):
     target = output / {"keras": f"{stem}.keras", "savedmodel": f"{stem}_savedmodel", "tflite": f"{stem}.tflite"}[fmt]
     if target.exists() and not overwrite:
         raise UsageError(f"{target} already exists: pass --overwrite to replace it, or --output DIR to write elsewhere")
+    from .prediction import inference_model
+
     tf = import_tensorflow()
-    model, info = artifacts.load(model_path)
+    network, info = artifacts.load(model_path)
+    model = inference_model(network, info)
     print(f"Exporting {model_path} (weights: {artifacts.weights_beside(model_path)})")
     try:
         output.mkdir(parents=True, exist_ok=True)
@@ -44,11 +49,14 @@ def export(model_path, fmt, output_dir, overwrite=False):
                 shutil.rmtree(target)
             written.replace(target)  # only a finished export replaces an earlier one
         sidecar = output / f"{stem}_metadata.json"
-        outputs = model.output_shape[-1]
-        meaning = f"probability of each class, in the order {', '.join(info.class_names)}" if outputs > 1 else \
-            f"probability of {info.class_names[1]}"
-        sidecar.write_text(json.dumps({**asdict(info), "input": "float32 RGB, shape (N, size, size, 3), values 0-255",
-                                       "output": f"(N, {outputs}): {meaning}"}, indent=2) + "\n")
+        outputs = network.output_shape[-1]
+        meaning = f"(N, {outputs}): probability of each class, in the order {', '.join(info.class_names)}" if outputs > 1 else \
+            f"(N, 1): probability of {info.class_names[1]}"
+        if info.scorer is not None:
+            meaning += (f"; then (N, 1): the unknown score, above {info.scorer.threshold:.6g} (open_set.threshold here) "
+                        "the photo is of none of the classes")
+        sidecar.write_text(json.dumps({**info.to_dict(), "input": "float32 RGB, shape (N, size, size, 3), values 0-255",
+                                       "output": meaning}, indent=2) + "\n")
     except OSError as error:
         raise UsageError(f"cannot write to {output} ({error.strerror or error}): pass --output DIR with a writable folder")
     print(f"Wrote {target} (and {sidecar.name}: class names {', '.join(info.class_names)}, "

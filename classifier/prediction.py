@@ -16,8 +16,9 @@ from .config import UsageError
 from .data import Sample, class_folders, image_dataset
 from .images import BadImage, check_images, find_images
 
-CHUNK_BATCHES = 8   # photos are checked this many batches ahead of the model
-UNSURE = "unsure"   # the label of a photo whose confidence is below --unsure-below
+CHUNK_BATCHES = 8    # photos are checked this many batches ahead of the model
+UNSURE = "unsure"    # the label of a photo whose confidence is below --unsure-below
+UNKNOWN = "unknown"  # the label of a photo unlike the training photos of every class (open_set.py)
 
 
 @dataclass
@@ -27,19 +28,28 @@ class Prediction:
     class_names: list
     heatmap: np.ndarray | None = None   # where the evidence for the class lies, 0-1 (predict.py --heatmaps)
     unsure_below: float = 0.0           # a lower confidence is labelled UNSURE (predict.py --unsure-below)
+    unknown_score: float | None = None  # how unlike the training photos it is (open_set.py); None: the model has no score
+    unknown_above: float | None = None  # a higher score is labelled UNKNOWN (predict.py --unknown-above); None: never
 
     @property
     def index(self):
-        """The most probable class, even when the label is UNSURE."""
+        """The most probable class, even when the label is UNSURE or UNKNOWN."""
         return int(np.argmax(self.probabilities))
 
     @property
+    def unknown(self):
+        """Whether the photo is unlike every class's training photos: not one of the classes."""
+        return None not in (self.unknown_score, self.unknown_above) and self.unknown_score > self.unknown_above
+
+    @property
     def label(self):
+        if self.unknown:
+            return UNKNOWN
         return UNSURE if self.confidence < self.unsure_below else self.class_names[self.index]
 
     @property
     def confidence(self):
-        """The probability of the label."""
+        """The probability of the most probable class (the label, unless that is UNSURE or UNKNOWN)."""
         return float(self.probabilities[self.index])
 
 
@@ -52,6 +62,25 @@ def load_classifier(model_path, weights_path=None, class_names=None):
     return model, info
 
 
+def inference_model(model, info):
+    """What labels photos: model.h5's network, its probabilities calibrated by info.temperature, and
+    the unknown score (open_set.py) as a second output when model.h5 stores a scorer; the network
+    itself when neither applies. The exports write this model, so every format gives what
+    predict.py gives."""
+    import keras
+
+    from .calibration import with_temperature
+    from .open_set import through, unknown_score
+
+    scorer = info.scorer
+    if scorer is None and info.temperature == 1:
+        return model
+    inputs = keras.Input(shape=model.input_shape[1:], name="images")
+    probabilities, features = through(model, inputs)
+    outputs = [with_temperature(probabilities, info.temperature)] + ([unknown_score(features, scorer)] if scorer else [])
+    return keras.Model(inputs, outputs if scorer else outputs[0], name=f"{model.name}_inference")
+
+
 def probabilities(outputs):
     """The model's outputs as one probability per class. A Dense(1) sigmoid head (models saved by
     earlier versions and by Keras 2 scripts) gives the probability of the second class."""
@@ -60,25 +89,34 @@ def probabilities(outputs):
 
 
 def predict_batch(model, images, tta=False, eager=False):
-    """One probability per class for each image of the batch. Test-time augmentation (tta): the mean
+    """(one probability per class, unknown score or None) for each image of the batch; model is an
+    inference_model, or a bare network (no unknown score). Test-time augmentation (tta): the mean
     of the photo's and its mirror image's, as training showed the model both (RandomFlip).
     eager: call the model directly instead of predict_on_batch, which first traces a graph of it:
     that costs about a second, and pays back only over several batches."""
     def run(batch):
-        return probabilities(model(batch, training=False) if eager else model.predict_on_batch(batch))
+        outputs = model(batch, training=False) if eager else model.predict_on_batch(batch)
+        if isinstance(outputs, (list, tuple)):  # inference_model: [probabilities, unknown score]
+            return probabilities(outputs[0]), np.asarray(outputs[1], dtype=float)[:, 0]
+        return probabilities(outputs), None
 
-    scores = run(images)
+    scores, unknown = run(images)
     if tta:
-        scores = (scores + run(import_tensorflow().reverse(images, axis=[2]))) / 2  # (N, height, width, 3): flip the width
-    return scores
+        mirror, mirror_unknown = run(import_tensorflow().reverse(images, axis=[2]))  # (N, height, width, 3): flip the width
+        scores, unknown = (scores + mirror) / 2, None if unknown is None else (unknown + mirror_unknown) / 2
+    return scores, unknown
 
 
-def predict_files(model, info, paths, batch_size, tta=False, explainer=None, unsure_below=0.0):
+def predict_files(model, info, paths, batch_size, tta=False, explainer=None, unsure_below=0.0, unknown_above="model"):
     """Yield a Prediction for each readable file, or its BadImage, in the order of paths.
 
-    tta: average with the mirror image (predict_batch); explainer: a heatmap.Explainer, whose map
-    of the predicted class each Prediction carries; unsure_below: see Prediction.
+    model: the network of model.h5 (load_classifier). tta: average with the mirror image
+    (predict_batch); explainer: a heatmap.Explainer, whose map of the predicted class each
+    Prediction carries; unsure_below: see Prediction; unknown_above: the unknown score's threshold,
+    "model" for the one stored in model.h5, None to label every photo with a class.
     """
+    labels = Labels(info.class_names, unsure_below, unknown_threshold(info, unknown_above))
+    model = inference_model(model, info)
     chunk_size = batch_size * CHUNK_BATCHES
     chunks = [paths[start:start + chunk_size] for start in range(0, len(paths), chunk_size)]
     with ThreadPoolExecutor(1) as reader:  # checks the next chunk while the model labels this one
@@ -88,23 +126,46 @@ def predict_files(model, info, paths, batch_size, tta=False, explainer=None, uns
             checked = pending.result()
             if index + 1 < len(chunks):
                 pending = reader.submit(list, check_images(chunks[index + 1], info.image_size, keep_pixels=True))
-            yield from _label_chunk(model, info, checked, batch_size, tta, explainer, unsure_below, eager=len(paths) <= batch_size)
+            yield from _label_chunk(model, info, checked, batch_size, tta, explainer, labels, eager=len(paths) <= batch_size)
 
 
-def _label_chunk(model, info, checked, batch_size, tta, explainer, unsure_below, eager):
+@dataclass
+class Labels:
+    """How predictions become labels: the class names and the two thresholds of Prediction."""
+    class_names: list
+    unsure_below: float = 0.0
+    unknown_above: float | None = None
+
+    def __call__(self, path, probabilities, unknown_score=None, heatmap=None):
+        return Prediction(path, probabilities, self.class_names, heatmap, self.unsure_below,
+                          None if unknown_score is None else float(unknown_score), self.unknown_above)
+
+
+def unknown_threshold(info, asked="model"):
+    """The unknown score's threshold: the one model.h5 stores ("model"), a number given, or None (off)."""
+    if asked is None:
+        return None
+    scorer = info.scorer
+    if scorer is None:
+        return None
+    return scorer.threshold if asked == "model" else float(asked)
+
+
+def _label_chunk(model, info, checked, batch_size, tta, explainer, labels, eager):
     good = [Sample.checked(path, 0, result) for path, result in checked if not isinstance(result, BadImage)]
-    rows, maps = [], []
+    rows, unknown, maps = [], [], []
     for images, _ in image_dataset(good, info.image_size, batch_size) if good else []:
-        rows.append(predict_batch(model, images, tta, eager))
+        scores, scores_unknown = predict_batch(model, images, tta, eager)
+        rows.append(scores)
+        unknown += [None] * len(scores) if scores_unknown is None else list(scores_unknown)
         if explainer is not None:
-            maps += explainer.heatmaps(images, rows[-1].argmax(axis=1))
-    rows = iter(np.concatenate(rows) if rows else [])
-    maps = iter(maps)
+            maps += explainer.heatmaps(images, scores.argmax(axis=1))
+    rows, unknown, maps = iter(np.concatenate(rows) if rows else []), iter(unknown), iter(maps)
     for path, result in checked:
         if isinstance(result, BadImage):
             yield result
         else:
-            yield Prediction(path, next(rows), info.class_names, next(maps, None), unsure_below)
+            yield labels(path, next(rows), next(unknown), next(maps, None))
 
 
 def labelled_photos(folder, class_names):
@@ -122,14 +183,15 @@ def labelled_photos(folder, class_names):
     return paths, truth
 
 
-def evaluate(model, info, folder, batch_size, tta=False):
-    """The confusion matrix on FOLDER/<class>/ photos. Returns (confusion, predictions, whether each
-    prediction is right, unreadable count)."""
+def evaluate(model, info, folder, batch_size, tta=False, unknown_above="model"):
+    """The confusion matrix on FOLDER/<class>/ photos, by each photo's most probable class (a photo
+    flagged unknown counts too). Returns (confusion, predictions, whether each prediction is right,
+    unreadable count)."""
     paths, truth = labelled_photos(folder, info.class_names)
     count = len(info.class_names)
     confusion = np.zeros((count, count), dtype=int)  # rows: true class, columns: predicted class
     predictions, right, bad = [], [], 0
-    for result, actual in zip(predict_files(model, info, paths, batch_size, tta), truth):
+    for result, actual in zip(predict_files(model, info, paths, batch_size, tta, unknown_above=unknown_above), truth):
         if isinstance(result, BadImage):
             bad += 1
             continue

@@ -10,6 +10,9 @@
   a model that never saw it) would find more, but need k extra trainings;
 - unsure.png: what predict.py --unsure-below P buys on the test photos: the share of photos that
   keep a label, and the accuracy of those, for P from 0.5 to 0.99;
+- reliability.png: whether the confidences mean what they say on the test photos (calibration.py):
+  the accuracy of the photos in each confidence bin against that confidence, with the ECE; and
+  the share of the test photos (all of the model's classes) that the unknown score flags;
 - index.html: one page with the settings, the learning curves, the confusion matrix, the mistakes,
   the top suspects and the unsure curve; every picture is embedded (data: URIs), so the page is
   complete on its own: it can be mailed or archived, and it fetches nothing.
@@ -35,12 +38,13 @@ SUSPECTS_HEADER = ("path", "label", "predicted", "confidence")
 
 
 def write_review(report_dir, model, class_names, image_size, batch_size, test_samples, test_scores, training_samples,
-                 training_scores, facts):
-    """Write mistakes.png, suspects.csv, unsure.png and index.html (and a section of summary.md) into report_dir.
+                 training_scores, facts, unknown=(None, None)):
+    """Write mistakes.png, suspects.csv, unsure.png, reliability.png and index.html (and a section of
+    summary.md) into report_dir.
 
     test_scores: the model's outputs on test_samples, in their order; training_samples: every
     labelled photo of Training_Set (validation part included), and training_scores the model's outputs
-    on them, not augmented.
+    on them, not augmented; unknown: (the unknown score of each test photo, its threshold).
     """
     report_dir = Path(report_dir)
     test_scores = probabilities(test_scores)
@@ -53,8 +57,11 @@ def write_review(report_dir, model, class_names, image_size, batch_size, test_sa
 
     table = unsure_table(test_scores, truth)
     plot_unsure(report_dir / "unsure.png", test_scores, truth)
-    append_to_summary(report_dir / "summary.md", len(mistakes), len(test_samples), suspects, len(training_samples), table)
-    write_index(report_dir, facts, class_names, mistakes, len(test_samples), suspects, len(training_samples), table)
+    ece = plot_reliability(report_dir / "reliability.png", test_scores, truth)
+    test_unknown, threshold = unknown
+    flagged = float(np.mean(np.asarray(test_unknown) > threshold)) if test_unknown is not None and len(test_unknown) else None
+    append_to_summary(report_dir / "summary.md", len(mistakes), len(test_samples), suspects, len(training_samples), table, ece, flagged)
+    write_index(report_dir, facts, class_names, mistakes, len(test_samples), suspects, len(training_samples), table, ece, flagged)
     return report_dir
 
 
@@ -124,11 +131,35 @@ def plot_unsure(png_path, scores, truth):
     return png_path
 
 
+def plot_reliability(png_path, scores, truth):
+    """The reliability diagram of the test photos: accuracy against confidence, bin by bin (the
+    diagonal is a calibrated model), with each bin's share of the photos. Returns the ECE."""
+    from .calibration import BINS, expected_calibration_error, reliability
+    from .reports import _pyplot
+    plt = _pyplot()
+    ece = expected_calibration_error(scores, truth)
+    rows = reliability(scores, truth)
+    low = min(1 / scores.shape[1], *(row[0] for row in rows)) if rows else 0
+    figure, axis = plt.subplots(figsize=(5, 4.2))
+    axis.plot([low, 1], [low, 1], color="grey", linestyle="--", linewidth=1, label="calibrated")
+    axis.bar([(lo + hi) / 2 for lo, hi, *_ in rows], [accuracy for *_, accuracy in rows], width=1 / BINS * 0.9,
+             color="#2a7", alpha=0.75, label="accuracy of the photos in the bin")
+    for lo, hi, count, _, accuracy in rows:
+        axis.annotate(str(count), ((lo + hi) / 2, accuracy), ha="center", va="bottom", fontsize=7, color="#555")
+    axis.set(xlabel="confidence", ylabel="accuracy", xlim=(low, 1), ylim=(0, 1.05),
+             title=f"Test_Set: expected calibration error {ece:.2%}")
+    axis.legend(loc="upper left", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(png_path, dpi=100)
+    plt.close(figure)
+    return ece
+
+
 def _percent(value):
     return "–" if math.isnan(value) else f"{value:.2%}"
 
 
-def append_to_summary(md_path, mistake_count, test_count, suspects, training_count, table):
+def append_to_summary(md_path, mistake_count, test_count, suspects, training_count, table, ece=float("nan"), flagged=None):
     """The review's numbers at the end of summary.md, which reports.write_summary wrote."""
     strong = sum(confidence >= STRONG for *_, confidence in suspects)
     lines = ["## Review", "",
@@ -139,7 +170,11 @@ def append_to_summary(md_path, mistake_count, test_count, suspects, training_cou
              "What `predict.py --unsure-below P` buys on Test_Set:", "",
              "| P | photos labelled | accuracy of those |", "| ---: | ---: | ---: |"]
     lines += [f"| {threshold:g} | {share:.1%} | {_percent(accuracy)} |" for threshold, share, accuracy in table]
-    lines += ["", "![unsure](unsure.png)", ""]
+    lines += ["", "![unsure](unsure.png)", "",
+              f"Confidences on Test_Set: expected calibration error {_percent(ece)} (15 bins; 0 is perfectly calibrated).", "",
+              "![reliability](reliability.png)", ""]
+    if flagged is not None:
+        lines += [f"Labelled `unknown` by predict.py (not one of the classes), though all are: {flagged:.2%} of Test_Set.", ""]
     with open(md_path, "a", encoding="utf-8") as file:
         file.write("\n".join(lines))
 
@@ -189,7 +224,8 @@ def _display(path):
     return html.escape(str(path).encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
 
 
-def write_index(report_dir, facts, class_names, mistakes, test_count, suspects, training_count, table):
+def write_index(report_dir, facts, class_names, mistakes, test_count, suspects, training_count, table, ece=float("nan"),
+                flagged=None):
     """reports/index.html: the whole run on one page, every picture embedded; each section's heading
     has an id to link to (index.html#mistakes, #suspects, #unsure...)."""
     report_dir = Path(report_dir)
@@ -243,6 +279,14 @@ The {min(SUSPECTS_SHOWN, len(suspects))} most confident; all are in <a href="sus
 On the test photos, each P keeps a label on this share of the photos, with this accuracy:</p>
 {_image(report_dir / "unsure.png", "share of photos labelled and their accuracy for each threshold P")}
 {_table(("P", "photos labelled", "accuracy of those labelled"), unsure_rows, numeric=(0, 1, 2))}
+
+<h2 id="calibration">Confidence</h2>
+<p>Do the confidences mean what they say? Of the test photos labelled with about 90 % confidence, about 90 % should be
+right. Each bar is the accuracy of the photos in one confidence bin (the number above it: how many); a calibrated model
+keeps them on the diagonal. Expected calibration error on Test_Set: <strong>{_percent(ece)}</strong> (15 bins).</p>
+{_image(report_dir / "reliability.png", "reliability diagram: accuracy against confidence on Test_Set")}
+{"" if flagged is None else f"<p>The unknown score would label <strong>{flagged:.2%}</strong> of the test photos <em>unknown</em> "
+ "(not one of the classes), though every one is: the price of answering <em>unknown</em> for photos of something else.</p>"}
 </body>
 </html>
 """

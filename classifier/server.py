@@ -2,7 +2,9 @@
 
     GET  /          a page to drop or pick photos on; each is shown with its label and confidence
     POST /predict   multipart field `file` (one or more photos) -> {"predictions": [{filename, label,
-                    confidence, probabilities}, ...]}; a refused photo -> 4xx {"error": "NAME: why"}
+                    confidence, probabilities, unknown_score}, ...]}; a photo it cannot read among
+                    others gets {filename, "error": why} in its place; a request of refused photos
+                    only -> 4xx {"error": "NAME: why"}
     GET  /health    the model, its classes and image size, and how many photos it has labelled
 
 Uploaded photos are read exactly as predict.py reads files (data.load_image), so a photo gets the
@@ -24,7 +26,7 @@ from PIL import Image
 
 from .data import load_image
 from .images import BadImage
-from .prediction import Prediction, predict_batch
+from .prediction import Labels, inference_model, predict_batch, unknown_threshold
 from .writers import json_fields
 
 MB = 2**20
@@ -92,10 +94,11 @@ class Batcher:
 
     def _call(self, images):
         self.calls, self.images = self.calls + 1, self.images + len(images)
-        return predict_batch(self.model, images.astype(np.float32))
+        scores, unknown = predict_batch(self.model, images.astype(np.float32))
+        return list(zip(scores, [None] * len(scores) if unknown is None else unknown))
 
     async def predict(self, images):
-        """One probability row per image (uint8 HxWx3), once the worker has run them."""
+        """(probabilities, unknown score or None) per image (uint8 HxWx3), once the worker has run them."""
         if self.worker is None:
             raise RuntimeError("the model worker is not running: the app's lifespan was not started "
                                "(use `with TestClient(app)`, or run it under uvicorn)")
@@ -180,13 +183,17 @@ def _size(count):
     return f"{count / MB:.1f} MB" if count >= MB else f"{count:,} bytes"
 
 
-def create_app(model, info, limits=Limits(), batch_size=32, batch_wait=0.005, model_file=""):
-    """The FastAPI app around one loaded model (prediction.load_classifier)."""
+def create_app(model, info, limits=Limits(), batch_size=32, batch_wait=0.005, model_file="", unsure_below=0.0):
+    """The FastAPI app around one loaded model (prediction.load_classifier). unsure_below: the page
+    marks a label under this confidence as unsure (0: the page's own 70 %), as predict.py's sheet does."""
     from fastapi import FastAPI, Request
     from fastapi.responses import HTMLResponse, JSONResponse
     from starlette.exceptions import HTTPException
 
-    batcher = Batcher(model, batch_size, batch_wait)
+    from .sheet import LOW_CONFIDENCE
+
+    batcher = Batcher(inference_model(model, info), batch_size, batch_wait)
+    labels = Labels(info.class_names, unsure_below, unknown_threshold(info))
 
     @asynccontextmanager
     async def lifespan(app):
@@ -197,6 +204,7 @@ def create_app(model, info, limits=Limits(), batch_size=32, batch_wait=0.005, mo
             batcher.stop()
 
     app = FastAPI(title="Photo classifier", lifespan=lifespan, docs_url=None, redoc_url=None)  # docs pages load a CDN
+    app.state.batcher = batcher
 
     @app.exception_handler(Refused)
     async def refused(request, error):
@@ -212,12 +220,15 @@ def create_app(model, info, limits=Limits(), batch_size=32, batch_wait=0.005, mo
 
     @app.get("/", response_class=HTMLResponse)
     async def page():
-        return PAGE.replace("{{title}}", escape(f"{info.model or 'model'}: {', '.join(info.class_names)}"))
+        return (PAGE.replace("{{title}}", escape(f"{info.model or 'model'}: {', '.join(info.class_names)}"))
+                .replace("{{classes}}", escape(", ".join(info.class_names)))
+                .replace("{{unsure_below}}", f"{unsure_below or LOW_CONFIDENCE:g}"))
 
     @app.get("/health")
     async def health():
         return {"status": "ok", "model": info.model, "model_file": str(model_file), "classes": info.class_names,
-                "image_size": info.image_size, "model_calls": batcher.calls, "images_labelled": batcher.images}
+                "image_size": info.image_size, "unknown_above": labels.unknown_above, "unsure_below": unsure_below,
+                "model_calls": batcher.calls, "images_labelled": batcher.images}
 
     @app.post("/predict")
     async def predict(request: Request):
@@ -225,11 +236,15 @@ def create_app(model, info, limits=Limits(), batch_size=32, batch_wait=0.005, mo
         loop = asyncio.get_running_loop()
         read = [loop.run_in_executor(None, read_photo, data, name, info.image_size, limits.max_pixels) for name, data in files]
         images = await asyncio.gather(*read, return_exceptions=True)
-        for result in images:  # the first refused photo, in upload order, is the one named
-            if isinstance(result, BaseException):
+        for result in images:  # not a refused photo, a bug: the traceback goes to the log
+            if isinstance(result, BaseException) and not isinstance(result, Refused):
                 raise result
-        rows = await batcher.predict(images)
-        return {"predictions": [_as_json(Prediction(name, row, info.class_names)) for (name, _), row in zip(files, rows)]}
+        good = [image for image in images if not isinstance(image, Refused)]
+        if not good:  # nothing to label: the first refused photo, in upload order, is the one named
+            raise images[0]
+        rows = iter(await batcher.predict(good))
+        return {"predictions": [{"filename": name, "error": image.message} if isinstance(image, Refused)
+                                else _as_json(labels(name, *next(rows))) for (name, _), image in zip(files, images)]}
 
     return app
 
@@ -240,9 +255,9 @@ def _as_json(prediction):
     return {"filename": fields.pop("path"), **fields}
 
 
-def warm_up(model, image_size):
+def warm_up(app, image_size):
     """One call before the first request, so the first user does not wait for TensorFlow's tracing."""
-    model.predict_on_batch(np.zeros((1, image_size, image_size, 3), np.float32))
+    app.state.batcher.model.predict_on_batch(np.zeros((1, image_size, image_size, 3), np.float32))
 
 
 # The whole page: no CDN, fonts or scripts from elsewhere, so it works on a machine without internet.
@@ -271,11 +286,17 @@ PAGE = """<!doctype html>
   .bar { height: .4rem; background: #eee; border-radius: .2rem; margin: .3rem 0; }
   .bar div { height: 100%; background: #2a7; border-radius: .2rem; }
   .error { color: #b00; font-size: .9rem; }
+  .note { color: #555; font-size: .85rem; }
+  figure.unsure { border: 3px solid #ef6c00; }
+  figure.unsure .bar div { background: #ef6c00; }
+  figure.unknown { border: 3px solid #546e7a; }
+  figure.unknown .label { color: #546e7a; }
 </style>
 </head>
 <body>
 <h1>Label photos</h1>
 <p class="model">{{title}}</p>
+<script>const CLASSES = "{{classes}}", UNSURE_BELOW = {{unsure_below}};</script>
 <label id="drop">Drop photos here, or click to pick them
   <input id="picker" type="file" accept="image/*" multiple>
 </label>
@@ -301,10 +322,24 @@ async function label(file) {
     const response = await fetch("predict", {method: "POST", body});
     const answer = await response.json();
     if (!response.ok) throw new Error(answer.error || response.statusText);
-    const prediction = answer.predictions[0];
-    caption.querySelector(".label").textContent = prediction.label + " " + (100 * prediction.confidence).toFixed(1) + "%";
-    caption.querySelector(".bar div").style.width = (100 * prediction.confidence) + "%";
-    caption.closest("figure").dataset.label = prediction.label;
+    const prediction = answer.predictions[0], figure = caption.closest("figure");
+    if (prediction.error) throw new Error(prediction.error);
+    const percent = (100 * prediction.confidence).toFixed(1) + "%", best = Object.keys(prediction.probabilities)
+      .reduce((a, b) => prediction.probabilities[a] >= prediction.probabilities[b] ? a : b);
+    figure.dataset.label = prediction.label;
+    if (prediction.label === "unknown") {  // unlike the training photos of every class
+      figure.classList.add("unknown");
+      caption.querySelector(".label").textContent = "unknown";
+      caption.querySelector(".bar").remove();
+      note(caption, "not one of: " + CLASSES + " (closest: " + best + ")");
+      return;
+    }
+    caption.querySelector(".label").textContent = best + " " + percent;
+    caption.querySelector(".bar div").style.width = percent;
+    if (prediction.confidence < UNSURE_BELOW) {
+      figure.classList.add("unsure");
+      note(caption, "unsure: below " + (100 * UNSURE_BELOW).toFixed(0) + "% confidence");
+    }
   } catch (error) {
     caption.querySelector(".label").textContent = "not labelled";
     const message = document.createElement("div");
@@ -312,6 +347,13 @@ async function label(file) {
     message.textContent = error.message;
     caption.append(message);
   }
+}
+
+function note(caption, text) {
+  const line = document.createElement("div");
+  line.className = "note";
+  line.textContent = text;
+  caption.append(line);
 }
 
 function labelAll(files) { for (const file of files) label(file); }

@@ -1,7 +1,8 @@
 """A contact sheet: the labelled photos as captioned thumbnails in one picture, drawn with Pillow.
 
 A glance at the sheet shows what a list of paths and numbers hides: which photos the model is
-unsure about (framed in amber), and whether the confident ones look right.
+unsure about (framed in amber), which are of none of its classes (labelled unknown, framed in
+slate blue), and whether the confident ones look right.
 """
 import math
 from pathlib import Path
@@ -17,7 +18,8 @@ COLUMNS = 6
 THUMB, FRAME, GAP, CAPTION, HEADER = 176, 5, 14, 46, 52
 
 INK, MUTED, PAPER = (33, 33, 33), (117, 117, 117), (250, 250, 250)
-SURE, DOUBT = (46, 125, 50), (239, 108, 0)
+SURE, DOUBT, STRANGER = (46, 125, 50), (239, 108, 0), (84, 110, 122)
+UNKNOWN = "unknown"    # prediction.UNKNOWN: the label of a photo of none of the classes
 FORMATS = (".png", ".jpg", ".jpeg")
 
 
@@ -54,9 +56,11 @@ def make_sheet(rows, path, columns=COLUMNS, doubt_below=LOW_CONFIDENCE, title=No
         y = HEADER + (index // columns) * (cell_h + GAP)
         undrawn += not _draw_cell(sheet, draw, fonts, (x, y), image_path, label, confidence, heatmap, doubt_below)
 
-    doubtful = sum(confidence < doubt_below for _, _, confidence, _ in rows)
+    doubtful = sum(confidence < doubt_below and label != UNKNOWN for _, label, confidence, _ in rows)
+    strangers = sum(label == UNKNOWN for _, label, _, _ in rows)
     title = (title or f"{len(rows)} images") + (f" ({undrawn} could not be drawn)" if undrawn else "")
-    legend = ((SURE, "confident"), (DOUBT, f"below {doubt_below:.0%} confidence: {doubtful}"))
+    legend = ((SURE, "confident"), (DOUBT, f"below {doubt_below:.0%} confidence: {doubtful}")) + \
+        (((STRANGER, f"unknown, none of the classes: {strangers}"),) if strangers else ())
     header_width = GAP + fonts[18].getlength(title) + sum(24 + 18 + fonts[15].getlength(text) for _, text in legend) + GAP
     if header_width > sheet.width:  # a long title over a few photos: widen the sheet, never cut the header off
         wider = Image.new("RGB", (math.ceil(header_width), height), PAPER)
@@ -100,8 +104,9 @@ def _on_paper(image):
 def _draw_cell(sheet, draw, fonts, origin, image_path, label, confidence, heatmap=None, doubt_below=LOW_CONFIDENCE):
     """One captioned thumbnail; returns whether the photo could be drawn (else a grey square stands in)."""
     x, y = origin
-    doubtful = confidence < doubt_below
-    colour = DOUBT if doubtful else SURE
+    stranger = label == UNKNOWN
+    doubtful = stranger or confidence < doubt_below
+    colour = STRANGER if stranger else DOUBT if doubtful else SURE
     thumbnail = _thumbnail(image_path, heatmap)
     sheet.paste(thumbnail if thumbnail is not None else Image.new("RGB", (THUMB, THUMB), (200, 200, 200)), (x + FRAME, y + FRAME))
     # A thin green frame for a confident label; a thick amber one and a badge for a doubtful one.
@@ -109,13 +114,13 @@ def _draw_cell(sheet, draw, fonts, origin, image_path, label, confidence, heatma
     draw.rectangle((x + inset, y + inset, x + THUMB + 2 * FRAME - 1 - inset, y + THUMB + 2 * FRAME - 1 - inset),
                    outline=colour, width=FRAME + 1 if doubtful else 2)
     if doubtful:
-        badge = f"unsure · {confidence:.0%}"
+        badge = "not one of the classes" if stranger else f"unsure · {confidence:.1%}"
         badge_w = draw.textlength(badge, font=fonts[12]) + 12
         draw.rectangle((x + FRAME, y + FRAME, x + FRAME + badge_w, y + FRAME + 19), fill=DOUBT, outline="white")
         draw.text((x + FRAME + 6, y + FRAME + 3), badge, font=fonts[12], fill="white")
 
     text_y = y + THUMB + 2 * FRAME + 5
-    score = f"{confidence:.1%}"
+    score = "" if stranger else f"{confidence:.1%}"
     draw.text((x, text_y), _fit(draw, label, fonts[15], THUMB - 50), font=fonts[15], fill=colour if doubtful else INK)
     draw.text((x + THUMB + 2 * FRAME - draw.textlength(score, font=fonts[15]), text_y), score, font=fonts[15], fill=colour)
     name = image_path.name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")  # a non-UTF-8 file name

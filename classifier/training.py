@@ -246,10 +246,8 @@ def train(config, overwrite=False, resume=False):
     with writing("the checkpoint", output):
         fit = fit_phases(model, config, photos, batch_size, strategy, output)
     minutes = (time.time() - started) / 60
-    scores = model.predict(image_dataset(photos.test, config.image_size, batch_size), verbose=0)  # Test_Set, once
-    # For reports/suspects.csv, from what fit cached: decoded photos, or a pretrained model's frozen features.
-    training_scores = fit.model.predict(fit.all_training, verbose=0)
-    return save_results(model, config, class_names, photos, scores, training_scores, minutes, batch_size, output)
+    scores = score_photos(model, fit, config, photos, batch_size)
+    return save_results(model, config, class_names, photos, scores, minutes, batch_size, output)
 
 
 def load_photos(config, class_names):
@@ -343,17 +341,46 @@ def fit_phases(model, config, photos, batch_size, strategy, output):
     return fit
 
 
-def save_results(model, config, class_names, photos, scores, training_scores, minutes, batch_size, output):
+@dataclass
+class Scores:
+    """What the kept model says of the run's photos, and what is fitted on them after training."""
+    test: np.ndarray            # probabilities on Test_Set (scored once, here), calibrated
+    test_unknown: np.ndarray    # the unknown score of each Test_Set photo
+    training: np.ndarray        # probabilities on the training then validation photos, not augmented (suspects.csv)
+    scorer: object              # open_set.Scorer
+    temperature: float          # calibration.calibrate on the validation photos; 1 where it did not help
+    validation_ece: tuple       # (before, after) the temperature
+
+
+def score_photos(model, fit, config, photos, batch_size):
+    """Test_Set, once; the training and validation photos from what fit cached (decoded photos, or a
+    pretrained model's frozen features); and, fitted on those, the unknown scorer (open_set.fit) and
+    the temperature (calibration.calibrate): both on the validation photos, never on Test_Set."""
+    from .calibration import calibrate, scaled
+    from .open_set import feature_model
+    from .open_set import fit as fit_scorer
+
+    training, features = feature_model(fit.model).predict(fit.all_training, verbose=0)
+    count = len(photos.train)
+    scorer = fit_scorer(features[:count], features[count:], config.seed)
+    temperature, *validation_ece = calibrate(training[count:], [sample.label for sample in photos.validation])
+    test, test_features = feature_model(model).predict(image_dataset(photos.test, config.image_size, batch_size), verbose=0)
+    return Scores(scaled(test, temperature), scorer.scores(test_features), scaled(training, temperature), scorer,
+                  temperature, tuple(validation_ece))
+
+
+def save_results(model, config, class_names, photos, scores, minutes, batch_size, output):
     """model.h5, weights.h5 and the reports; the checkpoint goes once they are written. Returns the Test_Set accuracy."""
     from .prediction import confusion_matrix
     from .review import write_review
 
     report_dir, log_path = output / REPORTS_DIR, output / REPORTS_DIR / "training_log.csv"
-    confusion = confusion_matrix([sample.label for sample in photos.test], scores.argmax(axis=1), len(class_names))
+    confusion = confusion_matrix([sample.label for sample in photos.test], scores.test.argmax(axis=1), len(class_names))
     accuracy = float(np.trace(confusion) / max(1, confusion.sum()))
     info = artifacts.ModelInfo(class_names, config.image_size, model=config.arch, test_accuracy=round(accuracy, 4),
                                keras_version=keras.__version__, weights_dtype="float16" if config.float16 else "float32",
-                               run=config.to_dict())
+                               run=config.to_dict(), open_set=scores.scorer.settings(), temperature=scores.temperature,
+                               bank=scores.scorer.bank)
     with writing(f"{MODEL_FILE} and {WEIGHTS_FILE}", output):
         artifacts.save(model, info, output / MODEL_FILE, output / WEIGHTS_FILE)
     shutil.rmtree(output / CHECKPOINT_DIR, ignore_errors=True)
@@ -364,12 +391,16 @@ def save_results(model, config, class_names, photos, scores, training_scores, mi
         "classes": ", ".join(class_names), "model": f"{config.arch}, {model.count_params():,} parameters",
         "image size": f"{config.image_size}x{config.image_size} px", "batch size": batch_size, "epochs asked": config.epochs,
         "validation share": config.val_split, "learning rate": config.learning_rate, "seed": config.seed,
-        "training time": f"{minutes:.1f} min", "Keras": keras.__version__}
+        "training time": f"{minutes:.1f} min", "Keras": keras.__version__,
+        "temperature": f"{scores.temperature:g} (validation ECE {scores.validation_ece[0]:.2%} before, {scores.validation_ece[1]:.2%} after)",
+        "unknown score": f"above {scores.scorer.threshold:.4f}: {scores.scorer.flagged:.1%} of the validation photos flagged"
+                         if scores.scorer.flagged is not None else f"above {scores.scorer.threshold:.4f}"}
     reports.write_all(report_dir, log_path, confusion, class_names, facts)
-    write_review(report_dir, model, class_names, config.image_size, batch_size, photos.test, scores,  # mistakes, suspects, index.html
-                 photos.train + photos.validation, training_scores, facts)
+    write_review(report_dir, model, class_names, config.image_size, batch_size, photos.test, scores.test,  # mistakes, suspects, index.html
+                 photos.train + photos.validation, scores.training, facts, (scores.test_unknown, scores.scorer.threshold))
     kept = "the best validation epoch" if photos.validation else "the last epoch (nothing held out)"
-    print(f"{TEST_DIR} accuracy: {accuracy:.2%} ({kept} kept; training took {minutes:.1f} min)")
+    print(f"{TEST_DIR} accuracy: {accuracy:.2%} ({kept} kept; training took {minutes:.1f} min); "
+          f"{np.mean(scores.test_unknown > scores.scorer.threshold):.1%} of its photos would be labelled unknown")
     warn_if_chance(log_path, len(class_names), config.arch)
     print(f"Saved {output / MODEL_FILE} and {output / WEIGHTS_FILE}; reports in {report_dir}")
     print(f"Label photos with it: python predict.py PHOTOS --model {output / MODEL_FILE}")

@@ -10,18 +10,24 @@ from pathlib import Path
 
 from .config import UsageError
 
-HEADER = ("path", "label", "confidence")
+HEADER = ("path", "label", "confidence", "unknown_score")
 
 
 def _row(prediction):
     return str(prediction.path), prediction.label, f"{prediction.confidence:.4f}"
 
 
+def _unknown_score(prediction):
+    """The unknown score to 4 decimals, or None for a model that has none (open_set.py)."""
+    return None if prediction.unknown_score is None else round(prediction.unknown_score, 4)
+
+
 def json_fields(prediction):
     """One photo as predict.py --json (and serve.py's API) gives it, numbers to 4 decimals as the lines print them."""
     path, label, confidence = _row(prediction)
     probabilities = {name: round(float(value), 4) for name, value in zip(prediction.class_names, prediction.probabilities)}
-    return {"path": path, "label": label, "confidence": float(confidence), "probabilities": probabilities}
+    return {"path": path, "label": label, "confidence": float(confidence), "probabilities": probabilities,
+            "unknown_score": _unknown_score(prediction)}
 
 
 class Lines:
@@ -53,7 +59,8 @@ class Json:
 
 
 class Csv:
-    """A CSV file with the header path,label,confidence; each row is written as its photo is labelled."""
+    """A CSV file with the header path,label,confidence,unknown_score (empty for a model without
+    that score); each row is written as its photo is labelled."""
 
     def __init__(self, path):
         self.path = Path(path)
@@ -65,7 +72,8 @@ class Csv:
         self.writer.writerow(HEADER)
 
     def add(self, prediction):
-        self.writer.writerow(_row(prediction))
+        score = _unknown_score(prediction)
+        self.writer.writerow((*_row(prediction), "" if score is None else f"{score:.4f}"))
 
     def close(self):
         self.file.close()

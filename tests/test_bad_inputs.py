@@ -393,23 +393,30 @@ def test_predict_files_reads_photos_as_training_does(tmp_path, trained):
     np.testing.assert_allclose(np.stack([prediction.probabilities for prediction in predictions]), expected, atol=1e-5)
 
 
-def test_one_batch_is_labelled_without_tracing_the_model_and_alike(tmp_path, trained):
+def test_one_batch_is_labelled_without_tracing_the_model_and_alike(tmp_path, trained, monkeypatch):
     """predict.py ONE_PHOTO calls the model eagerly (a traced graph pays only over several batches)."""
-    from classifier.prediction import load_classifier, predict_batch, predict_files
+    from classifier import prediction
+    from classifier.prediction import inference_model, load_classifier, predict_batch, predict_files
 
     output, _ = trained
-    model, info = load_classifier(output / "model.h5")
+    network, info = load_classifier(output / "model.h5")
+    built = []  # the model predict_files runs: the network with its unknown score
+    monkeypatch.setattr(prediction, "inference_model", lambda *args: built.append(inference_model(*args)) or built[-1])
+    model = inference_model(network, info)
     paths = [make_photo(tmp_path / f"{index}.jpg", COLOURS["Dogs"], seed=index) for index in range(3)]
     from classifier.data import Sample
 
     images, _ = next(iter(image_dataset([Sample(path, 0, False) for path in paths], info.image_size, batch_size=3)))
     eager = [predict_batch(model, images, eager=True), predict_batch(model, images, tta=True, eager=True)]
-    one_batch = np.stack([prediction.probabilities for prediction in predict_files(model, info, paths, batch_size=8)])
-    assert model.predict_function is None  # nothing traced for one batch of photos
-    np.testing.assert_allclose(eager, [predict_batch(model, images), predict_batch(model, images, tta=True)], atol=1e-5)
-    np.testing.assert_allclose(one_batch, eager[0], atol=1e-5)
-    list(predict_files(model, info, paths, batch_size=2))
-    assert model.predict_function is not None  # two batches: traced once, used twice
+    one_batch = np.stack([result.probabilities for result in predict_files(network, info, paths, batch_size=8)])
+    assert built[-1].predict_function is None  # nothing traced for one batch of photos
+    for (scores, unknown), (traced_scores, traced_unknown) in zip(eager, [predict_batch(model, images),
+                                                                          predict_batch(model, images, tta=True)]):
+        np.testing.assert_allclose(scores, traced_scores, atol=1e-5)
+        np.testing.assert_allclose(unknown, traced_unknown, atol=1e-5)
+    np.testing.assert_allclose(one_batch, eager[0][0], atol=1e-5)
+    list(predict_files(network, info, paths, batch_size=2))
+    assert built[-1].predict_function is not None  # two batches: traced once, used twice
 
 
 def test_predict_files_decodes_each_photo_pillow_reads_once(tmp_path, trained, monkeypatch):

@@ -25,7 +25,7 @@ def test_labels_every_image_and_writes_csv(tmp_path, trained, run):
     with open(tmp_path / "out.csv", newline="", encoding="utf-8") as file:
         rows = list(csv.DictReader(file))
     assert [row["path"] for row in rows] == [line.split("\t")[0] for line in lines]
-    assert set(rows[0]) == {"path", "label", "confidence"}
+    assert set(rows[0]) == {"path", "label", "confidence", "unknown_score"}
 
 
 def test_bad_files_are_named_and_exit_1(tmp_path, trained, run):

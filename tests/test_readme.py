@@ -70,7 +70,8 @@ def check_pytest(work, run):
 def label_with_shipped_model(work, run):
     result = run("predict.py", PHOTOS)
     assert result.returncode == 0, result.stderr
-    assert_labelled(result, {"Cats", "Dogs"})
+    # The photos are squares of one colour, no cat and no dog: the shipped model must say so.
+    assert_labelled(result, {"unknown"})
 
 
 def download(work, run):

@@ -158,12 +158,27 @@ def test_several_photos_in_one_request_are_answered_in_their_order(client):
     ("cut.jpg", photo(ORANGE, size=(300, 200))[:600], 415, "damaged or incomplete image"),
 ])
 def test_a_bad_upload_is_a_4xx_naming_the_file_and_the_server_stays_up(client, name, data, status, reason):
-    response = post(client, ("good.jpg", photo(BLUE)), (name, data))
+    response = post(client, (name, data))
     assert response.status_code == status, response.text
     assert list(response.json()) == ["error"]
     assert response.json()["error"].startswith(f"{name}: ") and reason in response.json()["error"]
     assert client.get("/health").status_code == 200
     assert post(client, ("after.jpg", photo(BLUE))).json()["predictions"][0]["label"] == "Cats"
+
+
+@pytest.mark.parametrize("name, data, reason", [
+    ("notes.txt", b"these are my notes, not a photo", "not an image"),
+    ("empty.jpg", b"", "empty file (0 bytes)"),
+    ("wide.png", photo(ORANGE, size=(401, 100), fmt="PNG", noise=0), "401x100 is 0.0401 megapixels"),
+    ("cut.jpg", photo(ORANGE, size=(300, 200))[:600], "damaged or incomplete image"),
+])
+def test_a_bad_upload_among_good_ones_gets_its_own_entry_and_the_good_ones_are_labelled(client, name, data, reason):
+    response = post(client, ("good.jpg", photo(BLUE)), (name, data), ("also good.jpg", photo(ORANGE)))
+    assert response.status_code == 200, response.text
+    good, bad, also = response.json()["predictions"]
+    assert (good["filename"], good["label"], also["filename"], also["label"]) == ("good.jpg", "Cats", "also good.jpg", "Dogs")
+    assert list(bad) == ["filename", "error"] and bad["filename"] == name
+    assert bad["error"].startswith(f"{name}: ") and reason in bad["error"]
 
 
 def test_a_request_without_photos_or_with_too_many_is_refused(client):

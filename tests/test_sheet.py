@@ -154,7 +154,7 @@ def test_the_sheet_writer_draws_predictions_as_label_and_confidence(tmp_path, dr
     writer.add(Prediction(photos[1], np.array([0.35, 0.65]), ["Cats", "Dogs"]))
     writer.close()
     assert drawn_text[:2] == ["Cats", "80.0%"]
-    badge = drawn_text.index("unsure · 65%")  # below 70%: marked doubtful
+    badge = drawn_text.index("unsure · 65.0%")  # below 70%: marked doubtful
     assert drawn_text[badge + 1:badge + 3] == ["Dogs", "65.0%"]
     picture = read_sheet(tmp_path / "sheet.png")
     x, y = cell_origin(1)
@@ -170,7 +170,7 @@ def test_predict_cli_json_and_sheet(tmp_path, run, model_file):
     assert result.returncode == 1  # the broken file, named on stderr as without --json
     assert "broken.jpg" in result.stderr and "contact sheet of 2 images" in result.stderr
     rows = json.loads(result.stdout)
-    assert [sorted(row) for row in rows] == [["confidence", "label", "path", "probabilities"]] * 2
+    assert [sorted(row) for row in rows] == [["confidence", "label", "path", "probabilities", "unknown_score"]] * 2
     assert [row["path"] for row in rows] == [str(photos / "Cats é.jpg"), str(photos / "Dogs é.jpg")]
     for row in rows:
         probabilities = row["probabilities"]

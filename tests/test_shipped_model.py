@@ -25,7 +25,9 @@ def test_shipped_files_label_generated_images(tmp_path, run):
     result = run("predict.py", tmp_path / "photos")  # the defaults: model.h5 and weights.h5 beside the script
     assert result.returncode == 0, result.stderr
     assert f"weights: {WEIGHTS}" in result.stderr
-    assert list(labels(result, "photos").values()) in (["Cats"], ["Dogs"])
+    assert list(labels(result, "photos").values()) == ["unknown"]  # a plain brown picture: neither a cat nor a dog
+    forced = run("predict.py", tmp_path / "photos", "--no-unknown")
+    assert list(labels(forced, "photos").values()) in (["Cats"], ["Dogs"])
 
 
 @pytest.mark.skipif(not SHARED_DATASET.is_dir(), reason=f"{SHARED_DATASET} not found")
