@@ -1,13 +1,14 @@
-"""Prediction speed on full-size photos, three ways in one run, on the same photos and model:
+"""Prediction speed on full-size photos, in one run, on the same photos and model, with both engines:
 
-  (a) predict.py's path: classifier.prediction.predict_files on the paths -- checking, reading,
-      decoding and resizing each photo, and the model;
-  (b) the model alone: model.predict on the same photos already decoded to tensors of its input size;
+  (a) predict.py's path with LiteRT (a fresh model.tflite, compiled.py): predict_files on the paths,
+      each photo decoded once on a thread pool while the interpreter labels the previous chunk;
+  (a') the same with Keras (predict.py --no-compiled): the Pillow check, then tf.data and the model;
+  (b) LiteRT alone on the same photos already decoded to tensors of the model's input size;
+  (b') Keras's model.predict alone on them;
   (c) the classic loop: keras.utils.load_img + img_to_array + model.predict on one photo at a time.
 
-Goals: a/b >= 0.8 (reading photos costs little next to the model) and a/c >= 10. Then where the
-time of (a) goes: the Pillow check (images.check_images) and the decoding (data.image_dataset),
-each timed alone over all the photos.
+Goals: a/b >= 0.85 (reading photos costs little next to the model) and a/c >= 10. Then where the
+time of (a) goes: reading the photos (compiled.read_for_model on a thread pool) and the model.
 
     python benchmarks/predict_speed.py                          # 1,000 photos of 4000x3000 (about 5-8 min)
     python benchmarks/predict_speed.py --model runs/shipped/model.h5
@@ -71,18 +72,19 @@ def predict_path(model, info, paths, batch_size):
     return sum(not isinstance(result, BadImage) for result in predict_files(model, info, paths, batch_size))
 
 
-def checked_samples(paths, image_size):
-    """The Pillow check of every photo (images.check_images, as predict_files runs it) -> data.Sample list."""
-    from classifier.data import Sample
-    from classifier.images import check_images
-    return [Sample.checked(path, 0, result) for path, result in check_images(paths, image_size, keep_pixels=True)]
-
-
-def decoded(samples, image_size, batch_size):
-    """Decoding and resizing alone (data.image_dataset, as predict_files reads): float32 (N, size, size, 3)."""
+def decoded(paths, image_size):
+    """Reading alone, as the LiteRT path reads (compiled.read_for_model on a thread pool): uint8 (N, size, size, 3)."""
     import numpy as np
-    from classifier.data import image_dataset
-    return np.concatenate([images.numpy() for images, _ in image_dataset(samples, image_size, batch_size)])
+    from classifier.compiled import read_for_model
+    with ThreadPoolExecutor(os.cpu_count()) as pool:
+        return np.stack(list(pool.map(lambda path: read_for_model(path, image_size), paths)))
+
+
+def litert_alone(compiled, tensors, batch_size):
+    """(b): the interpreter on decoded tensors, batch by batch."""
+    for start in range(0, len(tensors), batch_size):
+        compiled(tensors[start:start + batch_size].astype("float32"))
+    return len(tensors)
 
 
 def classic_loop(model, paths, image_size):
@@ -100,6 +102,8 @@ def main():
     size = tuple(int(side) for side in args.size.split("x"))
     print(f"Prediction speed: {args.images} JPEGs of {args.size} px, batch {args.batch_size}; {common.machine_line()}", flush=True)
     common.quiet_tensorflow()
+    from classifier import artifacts
+    from classifier.compiled import CompiledModel, compile_model
     from classifier.prediction import load_classifier
 
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as workdir:
@@ -107,32 +111,43 @@ def main():
         paths, seconds = common.timed(make_photos, folder, args.images, size, args.seed)
         print(f"photos: {folder}, {sum(path.stat().st_size for path in paths) / 2**20:.0f} MB ({seconds:.0f} s to make or find)")
         common.warm_file_cache(folder)
-        model, info = load_classifier(common.model_file(args.model, workdir))
+        model_path = common.model_file(args.model, workdir)
+        model, info = load_classifier(model_path, compiled=False)
+        # The compiled form as train_CNN.py writes it, into the scratch folder (the model's own is left alone).
+        compiled = CompiledModel(compile_model(model, info, model_path, artifacts.weights_beside(model_path),
+                                               target=Path(workdir, "model.tflite")), info)
         size_px = info.image_size
         # Warm-up: tracing of the reader and the model, and the first call of each way.
-        predict_path(model, info, paths[:args.batch_size], args.batch_size)
+        for engine in (compiled, model):
+            predict_path(engine, info, paths[:args.batch_size], args.batch_size)
         classic_loop(model, paths[:1], size_px)
 
-        labelled, ours = common.timed(predict_path, model, info, paths, args.batch_size)
-        samples, check = common.timed(checked_samples, paths, size_px)
-        tensors, decode = common.timed(decoded, samples, size_px, args.batch_size)
-        model.predict(tensors[:args.batch_size], verbose=0)  # warm-up: predict() traces once per batch shape
-        _, bare = common.timed(model.predict, tensors, batch_size=args.batch_size, verbose=0)
+        labelled, ours = common.timed(predict_path, compiled, info, paths, args.batch_size)
+        labelled_keras, ours_keras = common.timed(predict_path, model, info, paths, args.batch_size)
+        tensors, decode = common.timed(decoded, paths, size_px)
+        _, bare = common.timed(litert_alone, compiled, tensors, args.batch_size)
+        model.predict(tensors[:args.batch_size].astype("float32"), verbose=0)  # warm-up: predict() traces once per batch shape
+        _, bare_keras = common.timed(model.predict, tensors.astype("float32"), batch_size=args.batch_size, verbose=0)
         classic_paths = paths[:args.classic_images]
         _, classic = common.timed(classic_loop, model, classic_paths, size_px)
 
-    rate = {"a": labelled / ours, "b": len(tensors) / bare, "c": len(classic_paths) / classic}
-    print(f"\n{'':<62}{'images/s':>10}{'ms/photo':>10}")
-    print(f"{'(a) predict_files on the paths (predict.py)':<62}{rate['a']:>10.1f}{1000 / rate['a']:>10.1f}")
-    print(f"{f'(b) model.predict on decoded {size_px}x{size_px} tensors':<62}{rate['b']:>10.1f}{1000 / rate['b']:>10.1f}")
-    print(f"{f'(c) load_img + model.predict, one photo at a time ({len(classic_paths)} photos)':<62}{rate['c']:>10.1f}{1000 / rate['c']:>10.1f}")
-    print(f"a/b = {rate['a'] / rate['b']:.2f} (goal >= 0.8); a/c = {rate['a'] / rate['c']:.1f} (goal >= 10)")
-    pillow = sum(sample.pillow is True for sample in samples)
+    rate = {"a": labelled / ours, "a'": labelled_keras / ours_keras, "b": len(tensors) / bare,
+            "b'": len(tensors) / bare_keras, "c": len(classic_paths) / classic}
+    rows = {"a": "(a) predict.py, LiteRT: predict_files on the paths",
+            "a'": "(a') predict.py --no-compiled, Keras: predict_files on the paths",
+            "b": f"(b) LiteRT alone on decoded {size_px}x{size_px} tensors",
+            "b'": "(b') Keras model.predict alone on them",
+            "c": f"(c) load_img + model.predict, one photo at a time ({len(classic_paths)} photos)"}
+    print(f"\n{'':<68}{'images/s':>10}{'ms/photo':>10}")
+    for key, label in rows.items():
+        print(f"{label:<68}{rate[key]:>10.1f}{1000 / rate[key]:>10.1f}")
+    keras_path, keras_alone = rate["a'"], rate["b'"]
+    print(f"a/b = {rate['a'] / rate['b']:.2f} (goal >= 0.85); a/c = {rate['a'] / rate['c']:.1f} (goal >= 10); "
+          f"with Keras: a'/b' = {keras_path / keras_alone:.2f}, a'/c = {keras_path / rate['c']:.1f}")
     print(f"\nwhere (a)'s time goes, each step alone over all {len(paths)} photos, ms per photo:")
-    print(f"  Pillow check (needs_pillow, thread pool)    {1000 * check / len(paths):6.1f}")
-    print(f"  decode + resize (image_dataset, tf.data)    {1000 * decode / len(paths):6.1f}  ({pillow} of {len(samples)} photos by Pillow)")
-    print(f"  model.predict                               {1000 * bare / len(tensors):6.1f}")
-    print(f"  sum {1000 * (check + decode + bare) / len(paths):.1f}; predict_files took {1000 * ours / len(paths):.1f}")
+    print(f"  reading (Pillow decode at 1/8 + area resize, thread pool)  {1000 * decode / len(paths):6.1f}")
+    print(f"  LiteRT                                                     {1000 * bare / len(tensors):6.1f}")
+    print(f"  sum {1000 * (decode + bare) / len(paths):.1f}; predict_files took {1000 * ours / len(paths):.1f}")
 
 
 if __name__ == "__main__":

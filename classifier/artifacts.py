@@ -148,6 +148,12 @@ def weights_beside(model_path):
     return beside if beside.is_file() else Path(model_path)
 
 
+def check_files(model_path, weights_path):
+    for path in (model_path, weights_path):
+        if not Path(path).is_file():
+            raise UsageError(f"{path} not found: train a model with `python train_CNN.py` or pass --model/--weights")
+
+
 def load(model_path, weights_path=None, class_names=None):
     """Load model.h5 (in Keras safe mode: no arbitrary code), then its weights (weights_beside
     unless weights_path is given). A model.h5 from a Keras 2 script is rebuilt by legacy.py;
@@ -156,9 +162,7 @@ def load(model_path, weights_path=None, class_names=None):
     import keras
 
     weights_path = weights_beside(model_path) if weights_path is None else weights_path
-    for path in (model_path, weights_path):
-        if not Path(path).is_file():
-            raise UsageError(f"{path} not found: train a model with `python train_CNN.py` or pass --model/--weights")
+    check_files(model_path, weights_path)
     if legacy.keras2_version(model_path):
         return legacy.load(model_path, weights_path, class_names)
     info = ModelInfo.read(model_path)

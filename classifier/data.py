@@ -116,7 +116,11 @@ def read_and_resize(path, pillow, image_size, kept=None, index=None):
         return tf.ensure_shape(pixels, (None, None, 3))
 
     def with_tensorflow():
-        return tf.io.decode_image(tf.io.read_file(path), channels=3, dtype=tf.uint8, expand_animations=False)
+        data = tf.io.read_file(path)
+        # JPEGs with the accurate integer DCT, as Pillow decodes them (TensorFlow's default is the fast
+        # one, up to 3 levels off): the same pixels as predict.py's LiteRT path (compiled.read_for_model).
+        return tf.cond(tf.io.is_jpeg(data), lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
+                       lambda: tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False))
 
     pixels = tf.cond(pillow, with_pillow, with_tensorflow)
     resized = tf.image.resize(pixels, (image_size, image_size), method=INTERPOLATION)

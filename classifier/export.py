@@ -30,7 +30,7 @@ def export(model_path, fmt, output_dir, overwrite=False):
         raise UsageError(f"{target} already exists: pass --overwrite to replace it, or --output DIR to write elsewhere")
     from .prediction import inference_model
 
-    tf = import_tensorflow()
+    import_tensorflow()
     network, info = artifacts.load(model_path)
     model = inference_model(network, info)
     print(f"Exporting {model_path} (weights: {artifacts.weights_beside(model_path)})")
@@ -42,9 +42,9 @@ def export(model_path, fmt, output_dir, overwrite=False):
                 model.save(written)
             elif fmt == "savedmodel":
                 save_inference_graph(model, info.image_size, written)
-            else:
-                save_inference_graph(model, info.image_size, Path(scratch, "savedmodel"))
-                written.write_bytes(tf.lite.TFLiteConverter.from_saved_model(str(Path(scratch, "savedmodel"))).convert())
+            else:  # the compiled form predict.py runs (compiled.py), with the metadata in the file
+                from .compiled import flatbuffer
+                written.write_bytes(flatbuffer(network, info, model_path, artifacts.weights_beside(model_path)))
             if target.is_dir():
                 shutil.rmtree(target)
             written.replace(target)  # only a finished export replaces an earlier one

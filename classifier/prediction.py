@@ -1,9 +1,13 @@
 """Labelling photos with a trained model, and scoring it on folders of labelled photos.
 
 Predictions are data: a Prediction holds a photo's path and one probability per class; the
-output formats (writers.py) only read them. Photos are read exactly as in training (data.py):
-checked on a thread pool while the model labels the previous chunk, then decoded by tf.data.
+output formats (writers.py) only read them. Two engines give the same answers: a fresh
+model.tflite beside model.h5 runs in LiteRT without TensorFlow (compiled.py: each photo decoded
+once by Pillow on a thread pool while the interpreter labels the previous chunk); else the Keras
+network of model.h5, with photos read exactly as in training (data.py): checked on a thread pool
+while the model labels the previous chunk, then decoded by tf.data.
 """
+import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -12,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import artifacts, import_tensorflow
+from .compiled import CompiledModel, load_fresh, read_for_model
 from .config import UsageError
 from .data import Sample, class_folders, image_dataset
 from .images import BadImage, check_images, find_images
@@ -53,11 +58,20 @@ class Prediction:
         return float(self.probabilities[self.index])
 
 
-def load_classifier(model_path, weights_path=None, class_names=None):
-    """The model and its ModelInfo; says on stderr which files it loaded."""
+def load_classifier(model_path, weights_path=None, class_names=None, compiled=True):
+    """(model, its ModelInfo); says on stderr which files it loaded. The model is the compiled.CompiledModel
+    of a fresh model.tflite beside model.h5 when compiled is True (no TensorFlow is imported then),
+    else model.h5's Keras network. class_names: for a Keras 2 model.h5, which has no compiled form."""
+    weights = weights_path or artifacts.weights_beside(model_path)
+    if compiled and class_names is None:
+        artifacts.check_files(model_path, weights)
+        model, _ = load_fresh(model_path, weights)
+        if model is not None:
+            print(f"Model: {model_path} (weights: {weights}); classes: {', '.join(model.info.class_names)}; "
+                  f"run by LiteRT from {model.path.name}", file=sys.stderr)
+            return model, model.info
     import_tensorflow()
     model, info = artifacts.load(model_path, weights_path, class_names)
-    weights = weights_path or artifacts.weights_beside(model_path)
     print(f"Model: {model_path} (weights: {weights}); classes: {', '.join(info.class_names)}", file=sys.stderr)
     return model, info
 
@@ -73,7 +87,7 @@ def inference_model(model, info):
     from .open_set import through, unknown_score
 
     scorer = info.scorer
-    if scorer is None and info.temperature == 1:
+    if isinstance(model, CompiledModel) or scorer is None and info.temperature == 1:  # compiled: it is one already
         return model
     inputs = keras.Input(shape=model.input_shape[1:], name="images")
     probabilities, features = through(model, inputs)
@@ -94,6 +108,9 @@ def predict_batch(model, images, tta=False, eager=False):
     of the photo's and its mirror image's, as training showed the model both (RandomFlip).
     eager: call the model directly instead of predict_on_batch, which first traces a graph of it:
     that costs about a second, and pays back only over several batches."""
+    if isinstance(model, CompiledModel):
+        return model(np.asarray(images), tta)
+
     def run(batch):
         outputs = model(batch, training=False) if eager else model.predict_on_batch(batch)
         if isinstance(outputs, (list, tuple)):  # inference_model: [probabilities, unknown score]
@@ -116,6 +133,9 @@ def predict_files(model, info, paths, batch_size, tta=False, explainer=None, uns
     "model" for the one stored in model.h5, None to label every photo with a class.
     """
     labels = Labels(info.class_names, unsure_below, unknown_threshold(info, unknown_above))
+    if isinstance(model, CompiledModel):
+        yield from _label_compiled(model, paths, batch_size, tta, labels)
+        return
     model = inference_model(model, info)
     chunk_size = batch_size * CHUNK_BATCHES
     chunks = [paths[start:start + chunk_size] for start in range(0, len(paths), chunk_size)]
@@ -143,12 +163,9 @@ class Labels:
 
 def unknown_threshold(info, asked="model"):
     """The unknown score's threshold: the one model.h5 stores ("model"), a number given, or None (off)."""
-    if asked is None:
+    if asked is None or not info.open_set:  # off, or a model without the score
         return None
-    scorer = info.scorer
-    if scorer is None:
-        return None
-    return scorer.threshold if asked == "model" else float(asked)
+    return float(info.open_set["threshold"]) if asked == "model" else float(asked)
 
 
 def _label_chunk(model, info, checked, batch_size, tta, explainer, labels, eager):
@@ -166,6 +183,32 @@ def _label_chunk(model, info, checked, batch_size, tta, explainer, labels, eager
             yield result
         else:
             yield labels(path, next(rows), next(unknown), next(maps, None))
+
+
+def _label_compiled(model, paths, batch_size, tta, labels):
+    """predict_files for a CompiledModel: each photo read once (compiled.read_for_model) on a thread
+    pool, a chunk ahead of the interpreter; the chunk's photos labelled batch by batch, in order."""
+    def read(path):
+        try:
+            return read_for_model(path, model.info.image_size)
+        except BadImage as bad:
+            return bad
+
+    chunk_size = batch_size * CHUNK_BATCHES
+    with ThreadPoolExecutor(os.cpu_count()) as pool:
+        pending = [pool.submit(read, path) for path in paths[:chunk_size]]
+        for start in range(0, len(paths), chunk_size):
+            read_now = [future.result() for future in pending]
+            pending = [pool.submit(read, path) for path in paths[start + chunk_size:start + 2 * chunk_size]]
+            good = [pixels for pixels in read_now if not isinstance(pixels, BadImage)]
+            rows, unknown = [], []
+            for first in range(0, len(good), batch_size):
+                scores, scores_unknown = model(np.stack(good[first:first + batch_size]).astype(np.float32), tta)
+                rows += list(scores)
+                unknown += [None] * len(scores) if scores_unknown is None else list(scores_unknown)
+            rows, unknown = iter(rows), iter(unknown)
+            for path, pixels in zip(paths[start:start + chunk_size], read_now):
+                yield pixels if isinstance(pixels, BadImage) else labels(path, next(rows), next(unknown))
 
 
 def labelled_photos(folder, class_names):

@@ -7,9 +7,9 @@
                     only -> 4xx {"error": "NAME: why"}
     GET  /health    the model, its classes and image size, and how many photos it has labelled
 
-Uploaded photos are read exactly as predict.py reads files (data.load_image), so a photo gets the
-same label from both. Photos that arrive together share one model call (micro-batching): each
-decoded photo waits in a queue, and one worker runs the model on everything queued, up to
+Uploaded photos are read exactly as predict.py reads files (compiled.read_for_model for a fresh
+model.tflite, which needs no TensorFlow; else data.load_image), so a photo gets the same label
+from both. Photos that arrive together share one model call (micro-batching): each decoded photo waits in a queue, and one worker runs the model on everything queued, up to
 batch_size photos, after waiting batch_wait seconds for company. Eight clients at once then cost
 about one model call instead of eight, and the model is only ever called from one thread.
 """
@@ -24,7 +24,7 @@ from html import escape
 import numpy as np
 from PIL import Image
 
-from .data import load_image
+from .compiled import CompiledModel, read_for_model
 from .images import BadImage
 from .prediction import Labels, inference_model, predict_batch, unknown_threshold
 from .writers import json_fields
@@ -109,7 +109,7 @@ class Batcher:
         return await asyncio.gather(*futures)
 
 
-def read_photo(data, filename, image_size, max_pixels):
+def read_photo(data, filename, image_size, max_pixels, compiled=False):
     """An uploaded file's pixels as the model sees them, read as predict.py reads a file; else Refused."""
     if not data:
         raise Refused(400, f"{filename}: empty file (0 bytes)")
@@ -119,6 +119,9 @@ def read_photo(data, filename, image_size, max_pixels):
         file.write(data)
         file.flush()
         try:
+            if compiled:
+                return read_for_model(file.name, image_size)
+            from .data import load_image
             return load_image(file.name, image_size)
         except BadImage as bad:
             raise Refused(415, f"{filename}: {bad.reason}")
@@ -234,7 +237,9 @@ def create_app(model, info, limits=Limits(), batch_size=32, batch_wait=0.005, mo
     async def predict(request: Request):
         files = await uploaded_files(request, limits)
         loop = asyncio.get_running_loop()
-        read = [loop.run_in_executor(None, read_photo, data, name, info.image_size, limits.max_pixels) for name, data in files]
+        compiled = isinstance(model, CompiledModel)
+        read = [loop.run_in_executor(None, read_photo, data, name, info.image_size, limits.max_pixels, compiled)
+                for name, data in files]
         images = await asyncio.gather(*read, return_exceptions=True)
         for result in images:  # not a refused photo, a bug: the traceback goes to the log
             if isinstance(result, BaseException) and not isinstance(result, Refused):
@@ -256,8 +261,11 @@ def _as_json(prediction):
 
 
 def warm_up(app, image_size):
-    """One call before the first request, so the first user does not wait for TensorFlow's tracing."""
-    app.state.batcher.model.predict_on_batch(np.zeros((1, image_size, image_size, 3), np.float32))
+    """One call before the first request, so the first user does not wait for TensorFlow's tracing
+    (or LiteRT's first allocation)."""
+    model = app.state.batcher.model
+    images = np.zeros((1, image_size, image_size, 3), np.float32)
+    model(images) if isinstance(model, CompiledModel) else model.predict_on_batch(images)
 
 
 # The whole page: no CDN, fonts or scripts from elsewhere, so it works on a machine without internet.

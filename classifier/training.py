@@ -383,6 +383,7 @@ def save_results(model, config, class_names, photos, scores, minutes, batch_size
                                bank=scores.scorer.bank)
     with writing(f"{MODEL_FILE} and {WEIGHTS_FILE}", output):
         artifacts.save(model, info, output / MODEL_FILE, output / WEIGHTS_FILE)
+        compile_saved(output)
     shutil.rmtree(output / CHECKPOINT_DIR, ignore_errors=True)
     facts = {
         TRAIN_DIR: f"{len(photos.train)} images for training, {len(photos.validation)} for validation "
@@ -405,6 +406,15 @@ def save_results(model, config, class_names, photos, scores, minutes, batch_size
     print(f"Saved {output / MODEL_FILE} and {output / WEIGHTS_FILE}; reports in {report_dir}")
     print(f"Label photos with it: python predict.py PHOTOS --model {output / MODEL_FILE}")
     return accuracy
+
+
+def compile_saved(output):
+    """model.tflite beside the saved files, from what they hold (float16 weights), so that predict.py
+    labels photos without TensorFlow and gives what model.h5 gives (compiled.py)."""
+    from .compiled import compile_model
+
+    network, info = artifacts.load(output / MODEL_FILE)
+    compile_model(network, info, output / MODEL_FILE, output / WEIGHTS_FILE)
 
 
 def announce(phase, model):

@@ -382,7 +382,7 @@ def test_predict_files_reads_photos_as_training_does(tmp_path, trained):
     from classifier.prediction import load_classifier, predict_files, probabilities
 
     output, _ = trained
-    model, info = load_classifier(output / "model.h5")
+    model, info = load_classifier(output / "model.h5", compiled=False)
     paths = [rotated_photo(tmp_path / "portrait.jpg", 6), sixteen_bit_grey(tmp_path / "deep.png"),
              four_bit_bmp(tmp_path / "sixteen.bmp", COLOURS["Cats"]), make_photo(tmp_path / "plain.jpg", COLOURS["Dogs"])]
     predictions = list(predict_files(model, info, paths, batch_size=3))
@@ -399,7 +399,7 @@ def test_one_batch_is_labelled_without_tracing_the_model_and_alike(tmp_path, tra
     from classifier.prediction import inference_model, load_classifier, predict_batch, predict_files
 
     output, _ = trained
-    network, info = load_classifier(output / "model.h5")
+    network, info = load_classifier(output / "model.h5", compiled=False)
     built = []  # the model predict_files runs: the network with its unknown score
     monkeypatch.setattr(prediction, "inference_model", lambda *args: built.append(inference_model(*args)) or built[-1])
     model = inference_model(network, info)
@@ -425,7 +425,7 @@ def test_predict_files_decodes_each_photo_pillow_reads_once(tmp_path, trained, m
     from classifier.prediction import load_classifier, predict_files
 
     output, _ = trained
-    model, info = load_classifier(output / "model.h5")
+    model, info = load_classifier(output / "model.h5", compiled=False)
     paths = [rotated_photo(tmp_path / f"portrait{index}.jpg", 6) for index in range(3)]
     opened, real_open = [], images.open_image
     monkeypatch.setattr(images, "open_image", lambda path, draft_size=None: opened.append(path) or real_open(path, draft_size))

@@ -55,3 +55,12 @@ def test_phone_sized_photos_are_labelled_like_the_originals(tmp_path, run):
     agreement = sum(small[name] == large[name] for name in truth) / len(truth)
     assert agreement >= 0.95, (agreement, accuracy_small, accuracy_large)
     assert accuracy_large >= accuracy_small - 0.03, (accuracy_small, accuracy_large)
+
+
+def test_the_shipped_model_tflite_is_fresh_and_small_enough():
+    """The compiled form ships with model.h5 and weights.h5, made from them (else predict.py would
+    fall back to TensorFlow on every run it cannot rewrite it), and the three fit in 40 MB."""
+    from classifier.compiled import compiled_path, is_fresh
+
+    assert is_fresh(MODEL, WEIGHTS), "model.tflite is stale: python predict.py --model model.h5 ANY_PHOTO rewrites it"
+    assert MODEL.stat().st_size + WEIGHTS.stat().st_size + compiled_path(MODEL).stat().st_size <= 40 * 10**6
