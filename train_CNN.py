@@ -4,7 +4,7 @@
     python train_CNN.py --arch cnn            # a CNN from scratch (or classic, logistic)
     python train_CNN.py --resume              # continue the run stopped by Ctrl-C, with its settings
     python train_CNN.py --download-dataset    # fetch Microsoft's Kaggle Cats and Dogs photos into Dataset/
-    python train_CNN.py --export tflite       # model.h5 as model.tflite (or keras, savedmodel)
+    python train_CNN.py --export tflite       # model.h5 as model.tflite (or keras, savedmodel, onnx)
     python train_CNN.py --check               # check the dataset (copies shared by the sets, imbalance...); no training
     python train_CNN.py --fit-unknown --model runs/old/model.h5   # give an older model its "unknown" answer, no training
 """

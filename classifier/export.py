@@ -3,6 +3,7 @@
     keras       MODEL.keras         Keras 3's own format: keras.models.load_model("model.keras")
     savedmodel  MODEL_savedmodel/   TensorFlow SavedModel (TF Serving, tf.saved_model.load)
     tflite      MODEL.tflite        TensorFlow Lite / LiteRT, for phones and small boards
+    onnx        MODEL.onnx          ONNX, for ONNX Runtime (onnxruntime) and other ONNX runtimes
 
 Every format takes what model.h5 takes: float32 RGB images of shape (N, size, size, 3) with values
 0-255 (the model scales them itself), and returns (N, classes): one probability per class, then,
@@ -19,13 +20,14 @@ from pathlib import Path
 from . import artifacts, import_tensorflow
 from .config import UsageError
 
-FORMATS = ("keras", "savedmodel", "tflite")
+FORMATS = ("keras", "savedmodel", "tflite", "onnx")
 
 
 def export(model_path, fmt, output_dir, overwrite=False):
     """Write the model of model_path in format fmt into output_dir; returns the path written."""
     stem, output = Path(model_path).stem, Path(output_dir)
-    target = output / {"keras": f"{stem}.keras", "savedmodel": f"{stem}_savedmodel", "tflite": f"{stem}.tflite"}[fmt]
+    target = output / {"keras": f"{stem}.keras", "savedmodel": f"{stem}_savedmodel", "tflite": f"{stem}.tflite",
+                       "onnx": f"{stem}.onnx"}[fmt]
     if target.exists() and not overwrite:
         raise UsageError(f"{target} already exists: pass --overwrite to replace it, or --output DIR to write elsewhere")
     from .prediction import inference_model
@@ -42,6 +44,8 @@ def export(model_path, fmt, output_dir, overwrite=False):
                 model.save(written)
             elif fmt == "savedmodel":
                 save_inference_graph(model, info.image_size, written)
+            elif fmt == "onnx":
+                save_onnx(model, info.image_size, written)
             else:  # the compiled form predict.py runs (compiled.py), with the metadata in the file
                 from .compiled import flatbuffer
                 written.write_bytes(flatbuffer(network, info, model_path, artifacts.weights_beside(model_path)))
@@ -71,10 +75,30 @@ def save_inference_graph(model, image_size, path):
     called outside fit/predict), so the exported model would flip and zoom every photo it is given.
     """
     import keras
-    tf = import_tensorflow()
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint("serve", lambda images: model(images, training=False),
-                         input_signature=[tf.TensorSpec((None, image_size, image_size, 3), tf.float32, name="images")])
+    archive.add_endpoint("serve", lambda images: model(images, training=False), input_signature=[images_spec(image_size)])
     archive.write_out(str(path), verbose=False)
+
+
+def save_onnx(model, image_size, path):
+    """An ONNX file of the model called with training=False, its outputs named output_0 (and
+    output_1) as in the SavedModel's signature.
+
+    Keras's model.export(format="onnx") converts with tf2onnx too, but traces the model as
+    model.export() does, augmentation on: tf2onnx cannot convert its random ops and writes a file
+    that ONNX Runtime refuses (no StatelessRandomUniformV2 op).
+    """
+    import tf2onnx
+    tf = import_tensorflow()
+
+    def serve(images):  # tf2onnx names the outputs of a dict by its keys (else Identity:0, Identity_1:0)
+        return {f"output_{index}": output for index, output in enumerate(tf.nest.flatten(model(images, training=False)))}
+    tf2onnx.convert.from_function(tf.function(serve), input_signature=[images_spec(image_size)], output_path=str(path))
+
+
+def images_spec(image_size):
+    """The input of the SavedModel and ONNX graphs: a batch of any size of photos, named `images`."""
+    tf = import_tensorflow()
+    return tf.TensorSpec((None, image_size, image_size, 3), tf.float32, name="images")

@@ -5,6 +5,7 @@ import shutil
 from dataclasses import fields
 
 import numpy as np
+import onnxruntime
 import pytest
 
 from conftest import THREE_COLOURS, make_photo
@@ -72,13 +73,15 @@ def run_exported(fmt, output, images):
         # The augmentation layers must be off: model.export() alone would flip and zoom each photo.
         served = tf.saved_model.load(str(output / "model_savedmodel"))  # kept: its variables go with it
         return served.serve(tf.constant(images)).numpy()
+    if fmt == "onnx":
+        return onnxruntime.InferenceSession(str(output / "model.onnx")).run(None, {"images": images})[0]
     interpreter = tf.lite.Interpreter(model_path=str(output / "model.tflite"))
     return next(iter(interpreter.get_signature_runner()(images=images).values()))
 
 
 @pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")  # LiteRT reads the same file
-@pytest.mark.parametrize("fmt", ["savedmodel", "tflite"])
-def test_tensorflow_formats_give_the_probabilities_of_model_h5(tmp_path, run, run_folder, fmt):
+@pytest.mark.parametrize("fmt", ["savedmodel", "tflite", "onnx"])
+def test_each_format_gives_the_probabilities_of_model_h5(tmp_path, run, run_folder, fmt):
     model_path, images, expected = run_folder
     export(run, model_path, fmt, tmp_path)
     outputs = run_exported(fmt, tmp_path, images)

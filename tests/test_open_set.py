@@ -127,8 +127,10 @@ def test_the_scorer_round_trips_through_model_h5_and_the_network_gives_its_score
     assert (unknown[:, 0] > stored.threshold).all()
 
 
-@pytest.mark.parametrize("fmt", ["keras", "savedmodel", "tflite"])
+@pytest.mark.parametrize("fmt", ["keras", "savedmodel", "tflite", "onnx"])
 def test_every_export_gives_the_unknown_score(scored_model, run, tmp_path, fmt):
+    import onnxruntime
+
     from classifier.data import load_image
 
     tf = import_tensorflow()
@@ -149,6 +151,9 @@ def test_every_export_gives_the_unknown_score(scored_model, run, tmp_path, fmt):
     elif fmt == "savedmodel":
         served = tf.saved_model.load(str(tmp_path / "out" / "model_savedmodel"))
         probabilities, unknown = [np.asarray(output) for output in served.serve(images)]
+    elif fmt == "onnx":
+        session = onnxruntime.InferenceSession(str(tmp_path / "out" / "model.onnx"))
+        probabilities, unknown = session.run(None, {"images": images})  # output_0, then output_1
     else:
         interpreter = tf.lite.Interpreter(model_path=str(tmp_path / "out" / "model.tflite"))
         interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], images.shape)
