@@ -12,6 +12,8 @@ POST /predict answers {"predictions": [{"filename", "label", "confidence", "prob
 "unknown_score"}]} (the fields of predict.py --json): a photo of none of the model's classes gets the
 label "unknown", and the page says "not one of: Cats, Dogs". A photo it cannot read among others
 gets {"filename", "error"} in its place; a request with no readable photo gets a 4xx {"error": "NAME: why"}.
+A fresh model.tflite beside model.h5 (classifier/compiled.py) runs without TensorFlow: less memory,
+a start in about a second.
 Ctrl-C or SIGTERM stops it, after the requests under way are answered (5 s at most): exit code 0.
 A missing model file, a port in use or an unknown --host: one `error:` line, exit code 2.
 """
@@ -47,6 +49,9 @@ def parse_args(argv=None):
                              "never, and the page marks a label under 70%% confidence)")
     parser.add_argument("--batch-size", type=int, metavar="N", default=config.BATCH_SIZE,
                         help="most photos per model call, from all requests together (default: %(default)s)")
+    parser.add_argument("--no-compiled", dest="compiled", action="store_false",
+                        help="run model.h5 with TensorFlow even when a fresh model.tflite beside it would run without "
+                             "(the same answers; more memory, slower start)")
     parser.add_argument("--batch-wait-ms", type=float, metavar="MS", default=5.0,
                         help="how long the first photo waits for others to share its model call (default: %(default)g)")
     args = parser.parse_args(argv)
@@ -83,7 +88,7 @@ def serve(args):
     # Pillow refuses images above its own bomb limit; --max-megapixels is the limit here.
     Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, limits.max_pixels)
     with listen(args.host, args.port) as sock:
-        model, info = load_classifier(args.model, args.weights)
+        model, info = load_classifier(args.model, args.weights, compiled=args.compiled)
         app = create_app(model, info, limits, args.batch_size, args.batch_wait_ms / 1000, model_file=args.model,
                          unsure_below=args.unsure_below)
         warm_up(app, info.image_size)

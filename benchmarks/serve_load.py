@@ -39,6 +39,7 @@ def parse_args():
     parser.add_argument("--time-limit", type=float, default=300, metavar="S",
                         help="seconds after which each mode stops sending (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=7, help="which photos are sampled (default: %(default)s)")
+    parser.add_argument("--no-compiled", action="store_true", help="serve.py --no-compiled: Keras instead of LiteRT")
     args = parser.parse_args()
     if args.clients < 1 or args.requests < 1:
         parser.error("--clients and --requests must be at least 1")
@@ -67,7 +68,8 @@ def start_server(args, log):
     import httpx
 
     process = subprocess.Popen([sys.executable, str(PROJECT / "serve.py"), "--host", HOST, "--port", "0", "--model", args.model,
-                                "--batch-size", str(args.batch_size), "--batch-wait-ms", str(args.batch_wait_ms)],
+                                "--batch-size", str(args.batch_size), "--batch-wait-ms", str(args.batch_wait_ms)]
+                               + (["--no-compiled"] if args.no_compiled else []),
                                stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -168,8 +170,14 @@ def main():
     sample, source = photos(args.clients * args.requests, args.seed)
     print(f"Photos: {source}; model: {args.model}; serve.py --batch-size {args.batch_size} --batch-wait-ms {args.batch_wait_ms:g}")
     with tempfile.NamedTemporaryFile("w+", prefix="serve-log-", suffix=".txt", delete=False) as log:
+        started = time.perf_counter()
         process, url = start_server(args, log)
+        ready = time.perf_counter() - started
         try:
+            run_clients(url, [sample[:1]], args.time_limit)
+            resident, _ = memory_mb(process.pid)
+            print(f"serve.py answered /health {ready:.1f} s after it was started; resident memory after one photo: "
+                  f"{resident:.0f} MB (goal: at most 350)")
             run_clients(url, [sample[:4]], args.time_limit)  # warm-up: the first requests build TensorFlow's functions
             rows, errors = [], []
             for mode, shares in (("one client, one at a time", [sample]),

@@ -30,7 +30,7 @@ from .artifacts import ModelInfo
 
 SUFFIX = ".tflite"
 METADATA_NAME = "classifier"   # the flatbuffer metadata entry holding {"source_sha256", "model_info"}
-CHUNK = 4 * 2**20
+READ_BLOCK = 4 * 2**20   # bytes hashed at a time
 
 
 def compiled_path(model_path):
@@ -44,23 +44,23 @@ def source_sha256(model_path, weights_path):
     paths = [Path(model_path)] + ([Path(weights_path)] if Path(weights_path).resolve() != Path(model_path).resolve() else [])
     for path in paths:
         with open(path, "rb") as file:
-            for block in iter(lambda: file.read(CHUNK), b""):
+            for block in iter(lambda: file.read(READ_BLOCK), b""):
                 digest.update(block)
     return digest.hexdigest()
 
 
 def read_metadata(path):
     """The METADATA_NAME entry of a .tflite file as a dict, or None if it has none or cannot be read."""
-    from ai_edge_litert import schema_py_generated as schema
-
     try:
+        from ai_edge_litert import schema_py_generated as schema
+
         data = Path(path).read_bytes()
         model = schema.Model.GetRootAs(data, 0)
         for index in range(model.MetadataLength()):
             entry = model.Metadata(index)
             if entry.Name() == METADATA_NAME.encode():
                 return json.loads(model.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
-    except Exception:  # a cut or foreign file: not fresh, and predict.py falls back to model.h5
+    except Exception:  # a cut or foreign file, or no LiteRT: not fresh, and predict.py falls back to model.h5
         return None
     return None
 
