@@ -2,6 +2,7 @@
 through main(argv) (fast) or in a fresh Python exactly as a user types them (a few smoke tests)."""
 import io
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -74,6 +75,14 @@ def ctrl_c_as_in_a_terminal():
     """preexec_fn for a script a test stops with SIGINT: a background job (pytest started with &)
     inherits SIGINT ignored, and Python then never raises KeyboardInterrupt."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def skip_without_chromium(reason):
+    """The browser tests skip where Debian's Chromium is missing, but fail in CI, where .ci/run installs
+    it and sets REQUIRE_CHROMIUM=1: a failed install must not turn them into skips and CI stay green."""
+    if os.environ.get("REQUIRE_CHROMIUM") == "1":
+        pytest.fail(f"REQUIRE_CHROMIUM=1 but {reason}")
+    pytest.skip(reason)
 
 
 @pytest.fixture

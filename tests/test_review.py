@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import COLOURS, make_dataset, make_photo
+from conftest import COLOURS, make_dataset, make_photo, skip_without_chromium
 
 SIZE = 32
 CHROMIUM = "/usr/bin/chromium"
@@ -157,9 +157,9 @@ def test_the_page_uses_only_embedded_or_local_files(reports):
 
 def chromium_image_widths(page):
     """naturalWidth of every <img> of the page, as Debian's headless Chromium loads it (Selenium + chromedriver)."""
-    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium import webdriver  # requirements.txt installs it; Chromium is the system's
     if not (os.access(CHROMIUM, os.X_OK) and shutil.which("chromedriver")):
-        pytest.skip(f"no {CHROMIUM} and chromedriver here (apt-get install chromium chromium-driver)")
+        skip_without_chromium(f"no {CHROMIUM} and chromedriver here (apt-get install chromium chromium-driver)")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     with tempfile.TemporaryDirectory() as profile:

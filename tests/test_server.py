@@ -21,22 +21,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import COLOURS, PROJECT
+from conftest import COLOURS, PROJECT, skip_without_chromium
 
 from classifier import artifacts
 from classifier.artifacts import ModelInfo
 from classifier.prediction import predict_files
 from classifier.server import Batcher, Limits, create_app
 
-pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient  # requirements.txt installs it: a broken install fails, not skips
 
 SIZE = 32
 CLASSES = ["Cats", "Dogs"]
 BLUE, ORANGE = COLOURS["Cats"], COLOURS["Dogs"]
 # Small limits, so that each refusal is quick to provoke.
 LIMITS = Limits(max_file_bytes=100_000, max_pixels=200 * 200, max_files=4)
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")  # Debian's
 
 
 def photo(colour, size=(60, 40), seed=0, fmt="JPEG", noise=12):
@@ -253,11 +252,11 @@ def live_server(classifier):
     sock.close()
 
 
-@pytest.mark.skipif(not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)),
-                    reason=f"no {CHROMIUM} and {CHROMEDRIVER} here (apt-get install chromium chromium-driver)")
 def test_a_photo_picked_on_the_page_is_shown_with_its_label(live_server, tmp_path):
     """MAKE_DOCS=1 also copies the screenshot to docs/serve_page.png, the README's picture of the page."""
-    webdriver = pytest.importorskip("selenium.webdriver")
+    if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
+        skip_without_chromium(f"no {CHROMIUM} and {CHROMEDRIVER} here (apt-get install chromium chromium-driver)")
+    from selenium import webdriver
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
