@@ -33,13 +33,14 @@ def train_args(data, output, *extra):
     return ["--data", data, "--output", output, "--arch", "logistic", "--epochs", str(EPOCHS), "--image-size", "32", "--batch-size", "2", *extra]
 
 
-def train(data, output, *extra, stop_with=None, at_epoch=2):
+def train(data, output, *extra, stop_with=None, at_epoch=2, argv=None):
     """Run train_CNN.py for EPOCHS epochs in a fresh Python; with stop_with, send that signal as soon as epoch at_epoch starts.
+    argv: other arguments than train_args's (tests/test_resume_fine_tune.py's).
 
     Returns (exit code, stdout and stderr together).
     """
     process = subprocess.Popen(
-        [sys.executable, PROJECT / "train_CNN.py", *train_args(data, output, *extra)],
+        [sys.executable, PROJECT / "train_CNN.py", *map(str, argv or train_args(data, output, *extra))],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"),
         preexec_fn=ctrl_c_as_in_a_terminal)
     watchdog = threading.Timer(600, process.kill)  # a hung run fails the test instead of hanging it
