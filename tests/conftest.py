@@ -135,8 +135,9 @@ def trained(tmp_path_factory, worker_id, dataset):
 
 # pytest-xdist hands out whole files (--dist loadfile) in collection order: the slowest go first, so
 # that none of them starts last while the other cores sit idle (pytest.ini: --no-loadscope-reorder).
-SLOWEST_FIRST = ["test_readme.py", "test_interrupt.py", "test_features.py", "test_distribute.py",
-                 "test_shared_dataset.py", "test_train_cli.py", "test_shipped_model.py", "test_odd_files.py"]
+SLOWEST_FIRST = ["test_resume_fine_tune.py", "test_readme.py", "test_interrupt.py", "test_features.py", "test_distribute.py",
+                 "test_shared_dataset.py", "test_train_cli.py", "test_shipped_model.py", "test_odd_files.py",
+                 "test_run_folders.py", "test_write_failures.py"]
 
 
 def pytest_collection_modifyitems(items):
