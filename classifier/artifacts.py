@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import h5py
+import numpy as np
 
 from . import legacy
 from .config import INTERPOLATION, WEIGHTS_FILE, UsageError
@@ -82,7 +83,6 @@ def hdf5_bytes(variables):
 
 
 def _itemsize(dtype):
-    import numpy as np
     return np.dtype(getattr(dtype, "name", dtype)).itemsize
 
 
