@@ -5,7 +5,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
