@@ -6,6 +6,7 @@ photo or a miscounted matrix shows as a number that differs, not as a missing wo
 import csv
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -195,7 +196,6 @@ def test_tta_labels_the_mirror_blind_average(run, model_file, test_set):
 
 
 def test_evaluate_counts_unreadable_files_and_scores_the_rest(run, model_file, test_set, tmp_path):
-    import shutil
     copy = shutil.copytree(test_set, tmp_path / "Test_Set")
     (copy / "Dogs" / "notes.png").write_text("not a photo")
     (copy / "Birds" / "empty.jpg").write_bytes(b"")
@@ -207,7 +207,6 @@ def test_evaluate_counts_unreadable_files_and_scores_the_rest(run, model_file, t
 
 
 def test_evaluate_on_a_wrong_layout_is_one_line_and_exit_2(run, model_file, test_set, tmp_path):
-    import shutil
     for name in ("Cats", "Dogs"):  # no Birds/
         shutil.copytree(test_set / name, tmp_path / "two" / name)
     loose = photo(tmp_path / "loose" / "cat.png", BLUE)  # photos, but no class folders
