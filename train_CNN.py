@@ -10,6 +10,7 @@
 """
 import argparse
 import os
+import signal
 import sys
 from dataclasses import fields
 
@@ -98,6 +99,8 @@ def main(argv=None):
             from classifier.data import check_layout
             check_layout(args.data or RunConfig().data)
         from classifier.training import train
+        if hasattr(signal, "SIGXFSZ"):  # past a file-size limit (ulimit -f) a write then fails with EFBIG, said in
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # one line (training.writing), instead of the kernel killing the run
         train(run_config(args), overwrite=args.overwrite, resume=args.resume)
     except config.UsageError as error:
         print(f"error: {error}", file=sys.stderr)

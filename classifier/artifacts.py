@@ -5,7 +5,9 @@ as HDF5 attributes, so predict.py needs nothing else. weights.h5 is in the legac
 layout: Keras 3's save_weights() refuses a name without .weights.h5, but load_weights("weights.h5")
 still reads that layout, so we copy the weights group Keras wrote into model.h5 with h5py.
 """
+import errno
 import json
+import math
 import os
 import tempfile
 from contextlib import contextmanager
@@ -93,6 +95,40 @@ def atomic_path(path):
             os.remove(temporary)
 
 
+def hdf5_bytes(variables):
+    """A generous size for an HDF5 file of these Keras variables: their bytes, plus 4 kB of headers each
+    and 64 kB a file (measured: 1-3 kB each and 25 kB; a cnn checkpoint of 18.84 MB of arrays is 18.93 MB)."""
+    return sum(math.prod(variable.shape) * _itemsize(variable.dtype) for variable in variables) + 4096 * len(variables) + 2**16
+
+
+def _itemsize(dtype):
+    return np.dtype(getattr(dtype, "name", dtype)).itemsize
+
+
+def check_room(folder, size):
+    """Raise the OSError (ENOSPC, EDQUOT, EFBIG...) that writing a file of `size` bytes in folder would meet now.
+
+    HDF5 that meets a failed write half-way through a file does not raise: h5py prints tracebacks and
+    the process dies of a segfault. So each HDF5 file is preceded by this probe, which asks the kernel
+    for the whole file's space at once (posix_fallocate) and gives it back: it meets a full disk, a
+    quota and the file-size limit (ulimit -f; train_CNN.py ignores SIGXFSZ, so that is EFBIG, not death).
+    """
+    handle, probe = tempfile.mkstemp(prefix=".room-", dir=folder)
+    try:
+        if hasattr(os, "posix_fallocate"):
+            try:
+                os.posix_fallocate(handle, 0, size)
+                return
+            except OSError as error:
+                if error.errno not in (errno.EINVAL, errno.EOPNOTSUPP):  # else a file system without it: below
+                    raise
+        os.lseek(handle, size - 1, os.SEEK_SET)  # a sparse file: meets the file-size limit, not a full disk
+        os.write(handle, b"\0")
+    finally:
+        os.close(handle)
+        os.remove(probe)
+
+
 def save(model, info, model_path, weights_path):
     """Write model.h5 (with metadata) and weights.h5, each atomically.
 
@@ -100,7 +136,9 @@ def save(model, info, model_path, weights_path):
     writing never leaves a new model.h5 beside the old weights.h5. The optimizer's state is left
     out (it would triple model.h5; --resume keeps its own checkpoint). It stores the
     weights as 16-bit floats (info.weights_dtype): files half the size, loaded back into the float32 model.
+    A disk or a file-size limit too small for model.h5 is an OSError before HDF5 writes a byte (check_room).
     """
+    check_room(Path(model_path).parent, hdf5_bytes(model.weights) + 2**20)  # + the model's config, a JSON attribute
     with atomic_path(model_path) as model_temporary, atomic_path(weights_path) as weights_temporary:
         model.save(model_temporary, include_optimizer=False)
         info.write(model_temporary)

@@ -328,7 +328,7 @@ def fit_phases(model, config, photos, batch_size, strategy, output):
             set_phase(model, phase.name)
             compile_for(fit.model, phase, steps_per_epoch)
         announce(phase, fit.model)
-        callbacks = [RoomToWrite(output), keras.callbacks.BackupAndRestore(str(checkpoint / f"backup-{phase.name}")),
+        callbacks = [RoomToWrite(output, model), keras.callbacks.BackupAndRestore(str(checkpoint / f"backup-{phase.name}")),
                      EpochLog(str(log_path), append=log_path.exists())]
         if fit.validation is not None:
             callbacks.append(KeepBest(str(best_path), best_so_far(log_path)))
@@ -383,7 +383,7 @@ def save_results(model, config, class_names, photos, scores, minutes, batch_size
                                bank=scores.scorer.bank)
     with writing(f"{MODEL_FILE} and {WEIGHTS_FILE}", output):
         artifacts.save(model, info, output / MODEL_FILE, output / WEIGHTS_FILE)
-        compile_saved(output)
+    compile_saved(output)
     shutil.rmtree(output / CHECKPOINT_DIR, ignore_errors=True)
     facts = {
         TRAIN_DIR: f"{len(photos.train)} images for training, {len(photos.validation)} for validation "
@@ -411,10 +411,14 @@ def save_results(model, config, class_names, photos, scores, minutes, batch_size
 def compile_saved(output):
     """model.tflite beside the saved files, from what they hold (float16 weights), so that predict.py
     labels photos without TensorFlow and gives what model.h5 gives (compiled.py)."""
-    from .compiled import compile_model
+    from .compiled import compile_model, compiled_path
 
     network, info = artifacts.load(output / MODEL_FILE)
-    compile_model(network, info, output / MODEL_FILE, output / WEIGHTS_FILE)
+    try:
+        compile_model(network, info, output / MODEL_FILE, output / WEIGHTS_FILE)
+    except OSError as error:  # the model is saved: only the fast start waits for predict.py to write it
+        print(f"warning: could not write {compiled_path(output / MODEL_FILE)} ({error.strerror or error}); "
+              "predict.py will write it on its first run", file=sys.stderr)
 
 
 def announce(phase, model):
@@ -471,11 +475,14 @@ class KeepBest(keras.callbacks.Callback):
 class RoomToWrite(keras.callbacks.Callback):
     """Before each epoch's checkpoint (the callbacks after this one), check the disk still has room.
     A disk that fills up during the run then stops it with one line, before HDF5 meets a failed
-    write, which can crash h5py and the process with it (writing() catches the writes that fail anyway)."""
+    write, which crashes h5py and the process with it: an OSError of check_room, for the largest file
+    to come (BackupAndRestore's weights and optimizer, or the whole model's weights after a phase),
+    ends in writing()'s one line. `whole`: the model that holds fit's model (the same one, but for a
+    pretrained model, whose fit trains only the top on cached features)."""
 
-    def __init__(self, output):
+    def __init__(self, output, whole=None):
         super().__init__()
-        self.output = output
+        self.output, self.whole = output, whole
 
     def on_epoch_end(self, epoch, logs=None):
         free = shutil.disk_usage(self.output).free
@@ -483,3 +490,6 @@ class RoomToWrite(keras.callbacks.Callback):
             raise UsageError(f"only {free // 2**20} MB left in {self.output}, too little for the checkpoint of epoch {epoch + 1}; "
                              f"the earlier {MODEL_FILE} and {WEIGHTS_FILE} are untouched and the epochs before it kept: "
                              "free some space, then run the same command again with --resume")
+        optimizer = self.model.optimizer.variables if self.model.optimizer is not None else []
+        largest = max(artifacts.hdf5_bytes(self.model.weights + list(optimizer)), artifacts.hdf5_bytes((self.whole or self.model).weights))
+        artifacts.check_room(Path(self.output, CHECKPOINT_DIR), largest)

@@ -131,3 +131,20 @@ def test_an_unwritable_heatmaps_folder_is_refused_before_any_photo_is_read(run, 
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]  # one line
     assert result.stderr.startswith("error: --heatmaps ") and "Model:" not in result.stderr
+
+
+def test_two_photos_of_the_same_name_get_two_heatmaps_each_its_own(run, saved_logistic, tmp_path):
+    """a/square.png (square on the left) and b/square.png (on the right): square.png.png and square.png-2.png,
+    in the order the photos are labelled, each hot on its own photo's side: neither overwrote nor swapped."""
+    for folder, side in (("a", "left"), ("b", "right")):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(square_photos(1, side, seed=3)[0].astype(np.uint8)).save(tmp_path / folder / "square.png")
+    result = run("predict.py", tmp_path / "a", tmp_path / "b", "--model", saved_logistic, "--heatmaps", tmp_path / "why")
+    assert result.returncode == 0, result.stderr
+    assert sorted(path.name for path in (tmp_path / "why").iterdir()) == ["square.png-2.png", "square.png.png"]
+    assert "heatmaps of 2 images" in result.stderr
+    for name, side in (("square.png.png", "left"), ("square.png-2.png", "right")):
+        overlay = np.asarray(Image.open(tmp_path / "why" / name).convert("RGB"), dtype=float)
+        red_minus_blue = overlay[..., 0] - overlay[..., 2]  # jet: red where the map is high
+        left, right = red_minus_blue[:, :SIZE // 2].mean(), red_minus_blue[:, SIZE // 2:].mean()
+        assert (left > right + 3) if side == "left" else (right > left + 3), (name, left, right)  # measured: by 8

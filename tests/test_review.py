@@ -5,7 +5,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import make_dataset
+from conftest import COLOURS, make_dataset, make_photo, skip_without_chromium
 
 SIZE = 32
 CHROMIUM = "/usr/bin/chromium"
@@ -95,13 +94,19 @@ def test_evaluate_honours_tta_and_says_what_unsure_below_buys(run, untrained, tm
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory):
-    """OUTPUT/reports/ of a tiny in-process training run, with a mislabelled training photo."""
+    """OUTPUT/reports/ of a tiny in-process training run, with a mislabelled training photo (a cat in
+    Dogs) and a mislabelled test photo (a dog in Cats): the suspect and the mistake to find. A photo
+    of a colour between the two, in Cats, is a second, less sure suspect: the order has something to sort."""
     from classifier.config import RunConfig
     from classifier.training import train
 
     data = make_dataset(tmp_path_factory.mktemp("data"), train_per_class=10, test_per_class=4)
     cats = sorted((data / "Training_Set" / "Cats").iterdir())
     shutil.move(cats[0], data / "Training_Set" / "Dogs" / "really-a-cat.jpg")
+    between = [round(0.45 * cat + 0.55 * dog) for cat, dog in zip(COLOURS["Cats"], COLOURS["Dogs"])]
+    make_photo(data / "Training_Set" / "Cats" / "in-between.jpg", between, seed=77)
+    dogs = sorted((data / "Test_Set" / "Dogs").iterdir())
+    shutil.move(dogs[0], data / "Test_Set" / "Cats" / "really-a-dog.jpg")
     output = tmp_path_factory.mktemp("run")
     train(RunConfig(data=str(data), output=str(output), arch="logistic", image_size=SIZE, epochs=2, batch_size=8))
     return output / "reports"
@@ -151,9 +156,9 @@ def test_the_page_uses_only_embedded_or_local_files(reports):
 
 def chromium_image_widths(page):
     """naturalWidth of every <img> of the page, as Debian's headless Chromium loads it (Selenium + chromedriver)."""
-    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium import webdriver  # requirements.txt installs it; Chromium is the system's
     if not (os.access(CHROMIUM, os.X_OK) and shutil.which("chromedriver")):
-        pytest.skip(f"no {CHROMIUM} and chromedriver here (apt-get install chromium chromium-driver)")
+        skip_without_chromium(f"no {CHROMIUM} and chromedriver here (apt-get install chromium chromium-driver)")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     with tempfile.TemporaryDirectory() as profile:
@@ -174,3 +179,23 @@ def chromium_image_widths(page):
 def test_every_picture_of_the_page_loads_in_a_real_browser(reports):
     widths = chromium_image_widths(reports / "index.html")
     assert len(widths) >= 4 and all(width > 0 for width in widths), widths
+
+
+def test_the_planted_mislabel_is_the_first_suspect_and_the_planted_mistake_is_drawn(reports):
+    from classifier.sheet import CAPTION, FRAME, GAP, HEADER, PAPER, THUMB
+    with open(reports / "suspects.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    # The cat in Dogs/ first (0.86 when written), then the in-between photo (0.79); no other training photo.
+    assert [(Path(row["path"]).name, row["label"], row["predicted"]) for row in rows] == [
+        ("really-a-cat.jpg", "Dogs", "Cats"), ("in-between.jpg", "Cats", "Dogs")], rows
+    assert float(rows[0]["confidence"]) > float(rows[1]["confidence"]) > 0.5
+    summary = (reports / "summary.md").read_text()
+    # 7 of the 8 test photos are right: only the dog in Cats/ is a mistake (the colours are easy otherwise).
+    assert "mistakes on Test_Set: 1 of 8," in summary, summary
+    assert "<strong>87.50%</strong> (7 of 8 photos)" in (reports / "index.html").read_text(encoding="utf-8")
+    with Image.open(reports / "mistakes.png") as sheet:
+        pixels = np.asarray(sheet.convert("RGB"), dtype=float)
+    # One row of one thumbnail, under the header; the thumbnail is the photo, not the paper or the grey stand-in.
+    assert pixels.shape[0] == HEADER + THUMB + 2 * FRAME + CAPTION + GAP + GAP, pixels.shape
+    cell = pixels[HEADER + FRAME:HEADER + FRAME + THUMB, GAP + FRAME:GAP + FRAME + THUMB]
+    assert np.abs(cell.mean(axis=(0, 1)) - PAPER).max() > 40 and np.abs(cell.mean(axis=(0, 1)) - 200).max() > 20, cell.mean(axis=(0, 1))

@@ -21,22 +21,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import COLOURS, PROJECT
+from conftest import COLOURS, PROJECT, skip_without_chromium
 
 from classifier import artifacts
 from classifier.artifacts import ModelInfo
 from classifier.prediction import predict_files
 from classifier.server import Batcher, Limits, create_app
 
-pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient  # requirements.txt installs it: a broken install fails, not skips
 
 SIZE = 32
 CLASSES = ["Cats", "Dogs"]
 BLUE, ORANGE = COLOURS["Cats"], COLOURS["Dogs"]
 # Small limits, so that each refusal is quick to provoke.
 LIMITS = Limits(max_file_bytes=100_000, max_pixels=200 * 200, max_files=4)
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")  # Debian's
 
 
 def photo(colour, size=(60, 40), seed=0, fmt="JPEG", noise=12):
@@ -66,12 +65,16 @@ def classifier(tmp_path_factory):
     return model, info, folder / "model.h5"
 
 
+# serve.py's limits, far below the defaults (20 MB, 50 megapixels, 32 files): each refusal shows its flag reached the server.
+SCRIPT_LIMITS = ("--max-upload-mb", "0.1", "--max-megapixels", "0.25", "--max-files", "3")
+
+
 @pytest.fixture(scope="module")
 def serve_py(classifier, tmp_path_factory):
-    """`python serve.py --port 0 --model ...` as a user starts it: (process, its log file)."""
+    """`python serve.py --port 0 --model ... SCRIPT_LIMITS` as a user starts it: (process, its log file)."""
     log = tmp_path_factory.mktemp("serve_py") / "log.txt"
     with open(log, "w") as output:
-        process = subprocess.Popen([sys.executable, str(PROJECT / "serve.py"), "--port", "0", "--model", str(classifier[2])],
+        process = subprocess.Popen([sys.executable, str(PROJECT / "serve.py"), "--port", "0", "--model", str(classifier[2]), *SCRIPT_LIMITS],
                                    stdout=output, stderr=subprocess.STDOUT)
     yield process, log
     if process.poll() is None:
@@ -232,15 +235,46 @@ def test_photos_queued_together_share_one_model_call_of_at_most_batch_size():
     assert batches == [16, 16, 8] and [len(row) for row in rows] == [10, 20, 10]
 
 
-def test_sigterm_stops_the_server_in_seconds_with_exit_code_0(serve_py):
-    import httpx
-
+def served_url(serve_py):
+    """The URL serve.py printed, once it is listening."""
     process, log = serve_py
     deadline, url = time.monotonic() + 120, None
     while url is None and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.2)
         url = next(iter(re.findall(r"Serving on (http://127\.0\.0\.1:\d+/)", log.read_text())), None)
     assert url, log.read_text()
+    return url
+
+
+def test_the_limits_given_to_serve_py_are_the_servers(serve_py):
+    """--max-upload-mb 0.1, --max-megapixels 0.25, --max-files 3: each is refused just above, answered just below."""
+    import httpx
+
+    url = served_url(serve_py) + "predict"
+
+    def send(*files):
+        return httpx.post(url, files=[("file", (name, data, "application/octet-stream")) for name, data in files], timeout=60)
+    noise = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8)).save(noise, "PNG")
+    heavy = noise.getvalue()  # 0.04 megapixels, but 120 kB of incompressible noise: over 0.1 MB (104,858 bytes)
+    assert 0.1 * 2**20 < len(heavy) < 20 * 2**20
+    for files, status, words in (
+            ([("heavy.png", heavy)], 413, f"heavy.png: {len(heavy):,} bytes, over this server's limit of 104,857 bytes per photo (serve.py --max-upload-mb)"),
+            ([("wide.jpg", photo(BLUE, size=(600, 420)))], 413,  # 0.252 megapixels, a few kB
+             "wide.jpg: 600x420 is 0.252 megapixels, over this server's limit of 0.25 (serve.py --max-megapixels)"),
+            ([(f"{index}.jpg", photo(BLUE, seed=index)) for index in range(4)], 400, "Too many files")):
+        response = send(*files)
+        assert response.status_code == status and words in response.json()["error"], (response.status_code, response.text)
+    answered = send(("wide.jpg", photo(ORANGE, size=(600, 416))), *[(f"{index}.jpg", photo(BLUE, seed=index)) for index in range(2)])
+    assert answered.status_code == 200, answered.text  # 0.2496 megapixels and 3 files: at the limits, not over
+    assert [row["label"] for row in answered.json()["predictions"]] == ["Dogs", "Cats", "Cats"]
+
+
+def test_sigterm_stops_the_server_in_seconds_with_exit_code_0(serve_py):
+    import httpx
+
+    process, log = serve_py
+    url = served_url(serve_py)
     assert httpx.get(url + "health", timeout=10).json()["classes"] == CLASSES
     started = time.monotonic()
     process.send_signal(signal.SIGTERM)
@@ -268,11 +302,11 @@ def live_server(classifier):
     sock.close()
 
 
-@pytest.mark.skipif(not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)),
-                    reason=f"no {CHROMIUM} and {CHROMEDRIVER} here (apt-get install chromium chromium-driver)")
 def test_a_photo_picked_on_the_page_is_shown_with_its_label(live_server, tmp_path):
     """MAKE_DOCS=1 also copies the screenshot to docs/serve_page.png, the README's picture of the page."""
-    webdriver = pytest.importorskip("selenium.webdriver")
+    if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
+        skip_without_chromium(f"no {CHROMIUM} and {CHROMEDRIVER} here (apt-get install chromium chromium-driver)")
+    from selenium import webdriver
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
