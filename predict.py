@@ -162,8 +162,10 @@ def evaluate(args):
     print(unknown_report(predictions, right))
     if args.unsure_below:
         print(unsure_report(args.unsure_below, predictions, right))
+    for unreadable in bad:
+        print(f"error: {unreadable}", file=sys.stderr)
     if bad:
-        print(f"{bad} files could not be read and were left out", file=sys.stderr)
+        print(f"{len(bad)} files could not be read and were left out", file=sys.stderr)
     compile_for_next_time(model, info, args)
     return config.EXIT_SOME_INPUTS_BAD if bad else config.EXIT_OK
 

@@ -174,15 +174,30 @@ def with_metadata(flatbuffer, metadata):
 def area_resize(pixels, size):
     """uint8 (height, width, 3) -> uint8 (size, size, 3): tf.image.resize(method="area"), then rounded
     half to even, as data.read_and_resize does. Each output pixel is the sum of the input pixels
-    under it, each weighted by how much of it lies under, times 1 / (scale_y * scale_x): one weight
-    matrix per axis, computed in float32 as TensorFlow computes them, so the two agree to the last
-    level but for sums within a rounding error of .5."""
+    under it, each weighted by how much of it lies under, times 1 / (scale_y * scale_x). As in
+    TensorFlow, the weights are computed in float32 and each row is summed across, then the rows
+    down, so the two agree to the last level but for sums within a rounding error of .5. An output
+    pixel covers a few input pixels per axis (its taps), so each pass is a gather and a small sum."""
     height, width = pixels.shape[:2]
-    rows, row_scale = _area_weights(height, size)
-    columns, column_scale = _area_weights(width, size)
-    resized = np.einsum("ij,jkc,lk->ilc", rows, pixels.astype(np.float32), columns, optimize=True)
+    row_index, row_weights, row_scale = _area_taps(height, size)
+    column_index, column_weights, column_scale = _area_taps(width, size)
+    across = np.einsum("yxtc,xt->yxc", pixels.astype(np.float32)[:, column_index], column_weights)  # (height, size, 3)
+    resized = np.einsum("ytxc,yt->yxc", across[row_index], row_weights)                             # (size, size, 3)
     resized *= np.float32(1.0 / float(row_scale * column_scale))
     return np.clip(np.round(resized), 0, 255).astype(np.uint8)
+
+
+@functools.lru_cache(maxsize=64)
+def _area_taps(length, size):
+    """(index, weights, scale) of one axis: for each output pixel the input pixels it covers (size, taps)
+    and their weights (0 for padding), from the dense _area_weights."""
+    dense, scale = _area_weights(length, size)
+    taps = max(1, int((dense > 0).sum(axis=1).max()))
+    index, weights = np.zeros((size, taps), np.intp), np.zeros((size, taps), np.float32)
+    for out, row in enumerate(dense):
+        covered = np.flatnonzero(row)
+        index[out, :len(covered)], weights[out, :len(covered)] = covered, row[covered]
+    return index, weights, scale
 
 
 @functools.lru_cache(maxsize=64)

@@ -81,14 +81,14 @@ def inference_model(model, info):
     the unknown score (open_set.py) as a second output when model.h5 stores a scorer; the network
     itself when neither applies. The exports write this model, so every format gives what
     predict.py gives."""
+    scorer = info.scorer
+    if isinstance(model, CompiledModel) or scorer is None and info.temperature == 1:  # compiled: it is one already
+        return model
     import keras
 
     from .calibration import with_temperature
     from .open_set import through, unknown_score
 
-    scorer = info.scorer
-    if isinstance(model, CompiledModel) or scorer is None and info.temperature == 1:  # compiled: it is one already
-        return model
     inputs = keras.Input(shape=model.input_shape[1:], name="images")
     probabilities, features = through(model, inputs)
     outputs = [with_temperature(probabilities, info.temperature)] + ([unknown_score(features, scorer)] if scorer else [])
@@ -229,14 +229,14 @@ def labelled_photos(folder, class_names):
 def evaluate(model, info, folder, batch_size, tta=False, unknown_above="model"):
     """The confusion matrix on FOLDER/<class>/ photos, by each photo's most probable class (a photo
     flagged unknown counts too). Returns (confusion, predictions, whether each prediction is right,
-    unreadable count)."""
+    the BadImage of each unreadable file)."""
     paths, truth = labelled_photos(folder, info.class_names)
     count = len(info.class_names)
     confusion = np.zeros((count, count), dtype=int)  # rows: true class, columns: predicted class
-    predictions, right, bad = [], [], 0
+    predictions, right, bad = [], [], []
     for result, actual in zip(predict_files(model, info, paths, batch_size, tta, unknown_above=unknown_above), truth):
         if isinstance(result, BadImage):
-            bad += 1
+            bad.append(result)
             continue
         confusion[actual, result.index] += 1
         predictions.append(result)

@@ -117,10 +117,12 @@ def test_no_compiled_and_heatmaps_run_keras(run_copy, run, tmp_path):
         assert result.returncode == 0 and "run by LiteRT" not in result.stderr and "Writing " not in result.stderr
 
 
-def test_predict_py_with_a_fresh_model_tflite_never_imports_tensorflow(run_copy, tmp_path):
+def test_predict_py_and_serve_py_with_a_fresh_model_tflite_never_import_tensorflow(run_copy, tmp_path):
     photo = make_photo(tmp_path / "blue.jpg", COLOURS["Cats"])
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import predict; "
-            "code = predict.main(sys.argv[2:]); print('tensorflow' in sys.modules, 'keras' in sys.modules, code)")
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import predict; code = predict.main(sys.argv[2:]); "
+            "from classifier.prediction import load_classifier; from classifier.server import create_app, warm_up; "
+            "model, info = load_classifier(sys.argv[-1]); warm_up(create_app(model, info), info.image_size); "
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules, code)")
     result = subprocess.run([sys.executable, "-c", code, str(PROJECT), str(photo), "--model", str(run_copy / "model.h5")],
                             capture_output=True, text=True, timeout=120)
     assert result.stdout.splitlines()[-1] == "False False 0", result.stdout + result.stderr

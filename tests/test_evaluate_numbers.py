@@ -171,7 +171,9 @@ def test_labels_confidences_and_probabilities_are_the_known_ones(run, model_file
     assert lines.returncode == 0, lines.stderr
     printed = [tuple(line.split("\t")) for line in lines.stdout.splitlines()]
     with open(table, newline="", encoding="utf-8") as file:
-        assert [tuple(row.values()) for row in csv.DictReader(file)] == printed  # the CSV holds exactly the printed rows
+        rows = list(csv.DictReader(file))
+    assert [(row["path"], row["label"], row["confidence"]) for row in rows] == printed  # the CSV holds exactly the printed rows
+    assert {row["unknown_score"] for row in rows} == {""}  # a model without the unknown score
     listed = json.loads(run("predict.py", test_set, "--model", model_file, "--json").stdout)
     assert [row["path"] for row in listed] == [path for path, _, _ in printed]
     low = 0
@@ -203,7 +205,8 @@ def test_evaluate_counts_unreadable_files_and_scores_the_rest(run, model_file, t
     assert result.returncode == 1
     assert_report(result.stdout, expected(test_set)[0])  # the 15 photos, as without the two files
     assert "2 files could not be read and were left out" in result.stderr
-    # (Unlike labelling, --evaluate does not name them yet: predict.py's evaluate() drops the BadImages.)
+    assert f"error: {copy / 'Dogs' / 'notes.png'}: not an image" in result.stderr  # each named, as labelling does
+    assert f"error: {copy / 'Birds' / 'empty.jpg'}: empty file (0 bytes)" in result.stderr
 
 
 def test_evaluate_on_a_wrong_layout_is_one_line_and_exit_2(run, model_file, test_set, tmp_path):

@@ -48,12 +48,15 @@ def test_a_run_stopped_while_fine_tuning_resumes_to_the_uninterrupted_model(data
     code, log = train_in_process(*args(data, tmp_path / "straight"))
     assert code == 0, log
 
-    # Measured: 8e-4 of the head's norm and 4e-3 in any probability (the photos' order after the stop is
-    # not the uninterrupted run's); a resume that restarts the learning-rate schedule of the fine-tuning
-    # phase differs by 6.3e-3 of the head's norm, one that fine-tunes without set_phase (other layers trainable) by 2.7e-3.
+    # Measured: 8e-4 of the head's norm, and 4e-3 in any probability with TensorFlow's fast JPEG decoder,
+    # 0.058 with the accurate one training uses now (the photos' order after the stop is not the
+    # uninterrupted run's, so an unsure 32 px photo moves); a resume that restarts the learning-rate
+    # schedule of the fine-tuning phase differs by 6.3e-3 of the head's norm, one that fine-tunes
+    # without set_phase (other layers trainable) by 2.7e-3: the norm is the sharp test, the
+    # probabilities a coarse one (a resume from scratch weights would move them by far more).
     models = [artifacts.load(tmp_path / name / "model.h5") for name in ("stopped", "straight")]
     (kernel, _), (kernel_0, _) = (model.layers[-1].get_weights() for model, _ in models)
     assert np.linalg.norm(kernel - kernel_0) <= 2e-3 * np.linalg.norm(kernel_0)
     paths = sorted((data / "Test_Set").rglob("*.jpg"))
     probabilities = [np.array([row.probabilities for row in predict_files(model, info, paths, 32)]) for model, info in models]
-    assert np.abs(probabilities[0] - probabilities[1]).max() <= 0.02
+    assert np.abs(probabilities[0] - probabilities[1]).max() <= 0.1
