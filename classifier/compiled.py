@@ -181,10 +181,20 @@ def area_resize(pixels, size):
     height, width = pixels.shape[:2]
     row_index, row_weights, row_scale = _area_taps(height, size)
     column_index, column_weights, column_scale = _area_taps(width, size)
-    across = np.einsum("yxtc,xt->yxc", pixels.astype(np.float32)[:, column_index], column_weights)  # (height, size, 3)
-    resized = np.einsum("ytxc,yt->yxc", across[row_index], row_weights)                             # (size, size, 3)
+    pixels = pixels.astype(np.float32)
+    across = _weighted_taps(pixels, column_index, column_weights, axis=1)   # (height, size, 3)
+    resized = _weighted_taps(across, row_index, row_weights, axis=0)        # (size, size, 3)
     resized *= np.float32(1.0 / float(row_scale * column_scale))
     return np.clip(np.round(resized), 0, 255).astype(np.uint8)
+
+
+def _weighted_taps(values, index, weights, axis):
+    """Along axis, each output is its taps' values times their weights, added in order: one pass per tap."""
+    shape = (1, -1, 1) if axis == 1 else (-1, 1, 1)
+    total = np.take(values, index[:, 0], axis=axis) * weights[:, 0].reshape(shape)
+    for tap in range(1, index.shape[1]):
+        total += np.take(values, index[:, tap], axis=axis) * weights[:, tap].reshape(shape)
+    return total
 
 
 @functools.lru_cache(maxsize=64)
