@@ -12,7 +12,7 @@ from classifier import artifacts, import_tensorflow
 from classifier.artifacts import ModelInfo
 from classifier.config import RunConfig
 from classifier.data import Sample, check_layout, image_dataset, labelled_samples, load_image, split_off
-from classifier.model import MODELS, make_model
+from classifier.model import make_model
 from classifier.prediction import Prediction, confusion_matrix, format_report, probabilities
 from conftest import THREE_COLOURS, make_dataset
 
