@@ -60,6 +60,8 @@ def parse_args(argv=None):
             parser.error(f"--{name.replace('_', '-')} must be above 0")
     if args.batch_wait_ms < 0:
         parser.error("--batch-wait-ms must be 0 or more")
+    if not 0 <= args.port <= 65535:  # else socket raises OverflowError, or blames --host
+        parser.error(f"--port {args.port}: a port is a number from 1 to 65535 (0 picks a free one)")
     if not 0 <= args.unsure_below <= 1:
         parser.error("--unsure-below takes a confidence between 0 and 1, such as --unsure-below 0.9")
     return args

@@ -235,6 +235,10 @@ def train(config, overwrite=False, resume=False):
     config = with_model_defaults(config)
     class_names = check_layout(config.data)
     output = prepare_output(writable_output(config.output, config.distribute), overwrite, resume)
+    if resume:  # say which run goes on, and from where (--resume alone picks the latest interrupted one)
+        log_path = output / REPORTS_DIR / "training_log.csv"
+        done = len(reports.read_log(log_path)) if log_path.exists() else 0
+        print(f"Resuming the run in {output} after epoch {done} of {config.epochs or 'its default'}")
     strategy = make_strategy(config.distribute)  # before any other TensorFlow op, as MultiWorkerMirroredStrategy requires
     batch_size = global_batch_size(strategy, config.distribute, config.batch_size)  # --batch-size is per replica
 

@@ -133,6 +133,7 @@ def test_ctrl_c_keeps_the_old_model_and_resume_continues_after_the_last_finished
 
     code, log = train_in_process(run, slow_dataset, output, "--resume", "--overwrite")
     assert code == 0, log
+    assert f"Resuming the run in {output} after epoch {finished} of {EPOCHS}" in log  # which run, and from where
     epochs_run = [line.split()[1] for line in log.splitlines() if line.startswith("Epoch ")]
     assert epochs_run == [f"{epoch}/{EPOCHS}" for epoch in range(finished + 1, EPOCHS + 1)]  # starts after the last finished epoch
     assert logged_epochs(output) == list(range(1, EPOCHS + 1))  # one row per epoch across both runs

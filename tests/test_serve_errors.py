@@ -58,3 +58,12 @@ def test_a_port_in_use_as_a_user_sees_it(port_in_use):
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.splitlines() == [f"error: cannot listen on 127.0.0.1:{port_in_use} (Address already in use): "
                                           "pass --port with a free port, or stop the program using it"], result.stderr
+
+
+@pytest.mark.parametrize("port", [99999, -5])
+def test_a_port_out_of_range_is_a_usage_error_naming_port(capsys, port):
+    with pytest.raises(SystemExit) as stopped:
+        serve.parse_args(["--port", str(port)])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(  # "PROG: error: ...", PROG as it was started
+        f": error: --port {port}: a port is a number from 1 to 65535 (0 picks a free one)")
