@@ -29,6 +29,7 @@ import sys
 from contextlib import contextmanager
 
 from classifier import config
+from classifier.images import configure_pillow
 
 
 def parse_args(argv=None):
@@ -209,6 +210,7 @@ def unsure_report(threshold, predictions, right):
 
 def main(argv=None):
     args = parse_args(argv)
+    configure_pillow()
     try:
         with stop_on_sigterm():
             return evaluate(args) if args.evaluate else label_images(args)

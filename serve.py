@@ -81,14 +81,13 @@ def listen(host, port):
 
 def serve(args):
     import uvicorn
-    from PIL import Image
 
+    from classifier.images import configure_pillow
     from classifier.prediction import load_classifier
     from classifier.server import MB, Limits, create_app, warm_up
 
     limits = Limits(max_file_bytes=int(args.max_upload_mb * MB), max_pixels=int(args.max_megapixels * 1e6), max_files=args.max_files)
-    # Pillow refuses images above its own bomb limit; --max-megapixels is the limit here.
-    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, limits.max_pixels)
+    configure_pillow(limits.max_pixels)  # Pillow refuses images above its own bomb limit; --max-megapixels is the limit here
     with listen(args.host, args.port) as sock:
         model, info = load_classifier(args.model, args.weights, compiled=args.compiled)
         app = create_app(model, info, limits, args.batch_size, args.batch_wait_ms / 1000, model_file=args.model,

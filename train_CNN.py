@@ -18,6 +18,7 @@ from classifier import config
 from classifier.config import RunConfig
 from classifier.distribute import STRATEGIES
 from classifier.export import FORMATS
+from classifier.images import configure_pillow
 from classifier.model import MODELS
 
 
@@ -92,6 +93,7 @@ def run_config(args):
 
 def main(argv=None):
     args = parse_args(argv)
+    configure_pillow()
     try:
         if args.download_dataset or args.export or args.check or args.fit_unknown:
             return run_job(args)

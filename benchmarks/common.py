@@ -17,7 +17,9 @@ if str(PROJECT) not in sys.path:
     sys.path.insert(0, str(PROJECT))
 
 from classifier import config  # noqa: E402  (needs the path above)
-from classifier.images import find_images  # noqa: E402
+from classifier.images import configure_pillow, find_images  # noqa: E402
+
+configure_pillow()  # as the scripts do first: the benchmarks call the package directly
 
 
 def machine_line():

@@ -8,8 +8,9 @@ model.tflite beside model.h5, no TensorFlow; goal: at most 0.3x the bare import)
 
 Without --model, the model is an untrained default model (ImageNet weights and a fresh head)
 saved as train_CNN.py saves it, so predict.py loads a real model.h5 and weights.h5 of the right
-size; a model without a fresh model.tflite beside it gets one first, as predict.py would write it. The photo is a shared Test_Set photo. The commands run in turn, --runs rounds, so a burst of
-other work on the machine slows all of them alike; the figure is the median of each.
+size; a model without a fresh model.tflite beside it gets one first, as predict.py would write it.
+The photo is a shared Test_Set photo. The commands run in turn, --runs rounds, so a burst of other
+work on the machine slows all of them alike; the figure is the median of each.
 """
 import argparse
 import statistics

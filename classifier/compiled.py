@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from . import quiet_stderr
-from .artifacts import ModelInfo
+from .metadata import ModelInfo
 
 SUFFIX = ".tflite"
 METADATA_NAME = "classifier"   # the flatbuffer metadata entry holding {"source_sha256", "model_info"}

@@ -11,8 +11,10 @@ Only the chief writes model.h5, weights.h5 and reports/. The other workers run t
 (their metrics are collective, so every worker must take the same steps), writing into a
 temporary folder that is removed when they exit.
 """
+import atexit
 import json
 import os
+import shutil
 import tempfile
 
 from . import import_tensorflow
@@ -26,7 +28,8 @@ def cluster_task():
     """This machine's place in TF_CONFIG: (task type, index, cluster), checked before TensorFlow loads."""
     text = os.environ.get("TF_CONFIG")
     if not text:
-        raise UsageError(f"--distribute multiworker needs the TF_CONFIG environment variable to name the cluster and this worker; see {README_SECTION}")
+        raise UsageError("--distribute multiworker needs the TF_CONFIG environment variable to name the cluster and this worker; "
+                         f"see {README_SECTION}")
     try:
         tf_config = json.loads(text)
         cluster, task = tf_config["cluster"], tf_config["task"]
@@ -57,13 +60,13 @@ def writable_output(output_dir, strategy_name):
     """--output on the chief; a temporary folder, removed at exit, on every other worker."""
     if is_chief(strategy_name):
         return output_dir
-    scratch = tempfile.TemporaryDirectory(prefix="classifier-worker-")
-    _KEEP_ALIVE.append(scratch)  # removed when the process exits
+    scratch = tempfile.mkdtemp(prefix="classifier-worker-")
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)  # removed when the process exits
     kind, index, cluster = cluster_task()
     workers = len(cluster.get("chief", [])) + len(cluster.get("worker", []))
     print(f"{kind.capitalize()} {index} of a {workers}-worker cluster: the chief writes the model and reports; "
-          f"this worker's checkpoints go to {scratch.name} (removed at exit)")
-    return scratch.name
+          f"this worker's checkpoints go to {scratch} (removed at exit)")
+    return scratch
 
 
 def make_strategy(strategy_name):
@@ -120,5 +123,3 @@ def global_batch_size(strategy, strategy_name, batch_size):
         print(f"Distribute '{strategy_name}': {replicas} replica(s), global batch {batch_size * replicas} ({batch_size} per replica)")
     return batch_size * replicas
 
-
-_KEEP_ALIVE = []

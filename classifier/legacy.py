@@ -19,6 +19,7 @@ import warnings
 import h5py
 
 from .config import DATASET_DIR, TRAIN_DIR, UsageError
+from .metadata import ModelInfo
 
 # For each layer class we can rebuild, the config keys that matter for prediction (Keras 2 and 3 agree on them).
 LAYER_ARGUMENTS = {
@@ -101,7 +102,6 @@ def load(model_path, weights_path=None, class_names=None):
         print(f"warning: {model_path}: {warning.format(second=names[1])}", file=sys.stderr)
         # Keras repeats it, with its source line, at every prediction: one clear line is enough.
         warnings.filterwarnings("ignore", message="You are using a softmax over axis")
-    from .artifacts import ModelInfo
     return model, ModelInfo(names, size, model=f"Keras {version} Sequential", keras_version=version)
 
 

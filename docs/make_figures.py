@@ -62,7 +62,8 @@ def cartoon(kind, seed, size=128):
         draw.polygon([(cx - r * 0.1, cy + r * 0.15), (cx + r * 0.1, cy + r * 0.15), (cx, cy + r * 0.28)], fill=(230, 120, 140))
         for side in (-1, 1):
             for dy in (0.25, 0.38):
-                draw.line((cx + side * r * 0.2, cy + r * dy, cx + side * r * 1.1, cy + r * (dy + rng.uniform(-0.15, 0.15))), fill=(30, 30, 30), width=1)
+                end = (cx + side * r * 1.1, cy + r * (dy + rng.uniform(-0.15, 0.15)))
+                draw.line((cx + side * r * 0.2, cy + r * dy, *end), fill=(30, 30, 30), width=1)
     else:
         draw.ellipse((cx - r * 0.2, cy + r * 0.1, cx + r * 0.2, cy + r * 0.38), fill=(15, 15, 15))
         if rng.random() < 0.5:

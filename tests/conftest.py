@@ -85,6 +85,13 @@ def skip_without_chromium(reason):
     pytest.skip(reason)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def pillow_configured():
+    """What the scripts do first (images.configure_pillow), for the tests that call the package directly."""
+    from classifier.images import configure_pillow
+    configure_pillow()
+
+
 @pytest.fixture
 def run(capsys):
     """run("train_CNN.py", "--epochs", 1, ...) -> Result, in-process."""

@@ -94,7 +94,8 @@ def test_a_strong_imbalance_is_a_problem(tmp_path, check):
 def test_a_wrong_layout_is_the_error_training_gives(tmp_path, check):
     code, lines, stderr = check(tmp_path / "nowhere")
     assert code == 2 and lines == []
-    assert stderr == f"error: {tmp_path / 'nowhere' / 'Training_Set'} not found: --data must hold Training_Set/ and Test_Set/, each with one folder per class\n"
+    assert stderr == (f"error: {tmp_path / 'nowhere' / 'Training_Set'} not found: --data must hold Training_Set/ and Test_Set/, "
+                      "each with one folder per class\n")
 
 
 def test_check_is_a_job_of_its_own(tmp_path, run):

@@ -6,7 +6,7 @@ import os
 import h5py
 import pytest
 
-from classifier import artifacts, import_tensorflow
+from classifier import artifacts, import_tensorflow, metadata
 from classifier.config import EXIT_USAGE, UsageError
 from classifier.model import make_model
 from conftest import COLOURS, make_photo
@@ -89,16 +89,16 @@ def test_a_keras_model_not_written_by_train_cnn(tmp_path):
     make_model("logistic", 32, 2).save(tmp_path / "plain.h5")  # no class names or image size inside
     assert "was not written by train_CNN.py" in load_error(tmp_path / "plain.h5")
     with h5py.File(tmp_path / "plain.h5", "a") as file:
-        file.attrs[artifacts.METADATA_KEY] = "{not json"
+        file.attrs[metadata.METADATA_KEY] = "{not json"
     assert "was not written by train_CNN.py" in load_error(tmp_path / "plain.h5")
     with h5py.File(tmp_path / "plain.h5", "a") as file:
-        file.attrs[artifacts.METADATA_KEY] = json.dumps(["a", "list"])
+        file.attrs[metadata.METADATA_KEY] = json.dumps(["a", "list"])
     assert "was not written by train_CNN.py" in load_error(tmp_path / "plain.h5")
 
 
 def test_an_hdf5_file_with_our_metadata_but_no_model(tmp_path):
     with h5py.File(tmp_path / "model.h5", "w") as file:
-        file.attrs[artifacts.METADATA_KEY] = json.dumps(METADATA)
+        file.attrs[metadata.METADATA_KEY] = json.dumps(METADATA)
     message = load_error(tmp_path / "model.h5")
     assert message.startswith(f"{tmp_path / 'model.h5'} could not be loaded") and "train_CNN.py" in message
 

@@ -98,10 +98,7 @@ def test_predict_py_labels_phone_photos(tmp_path, model_file, run):
 
 
 def test_a_heic_photo_without_pillow_heif_names_the_package(tmp_path, monkeypatch):
-    import classifier.images
-
     path = solid(tmp_path / "iphone.heic", (200, 100, 50), format="HEIF", quality=-1)
-    monkeypatch.setattr(classifier.images, "HEIF_PLUGIN", False)
     monkeypatch.setattr(Image, "ID", [kind for kind in Image.ID if kind != "HEIF"])  # as if never registered
     with pytest.raises(BadImage, match="pip install pillow-heif"):
         needs_pillow(path, 32)

@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from classifier import artifacts, import_tensorflow
+from classifier import artifacts, import_tensorflow, metadata
 from classifier.artifacts import ModelInfo
 from classifier.config import RunConfig
 from classifier.data import Sample, check_layout, image_dataset, labelled_samples, load_image, split_off
@@ -38,7 +38,7 @@ def test_model_h5_carries_its_model_info(saved):
 def test_model_info_of_an_earlier_version_keeps_what_it_knows(tmp_path):
     """A model.h5 from an earlier train_CNN.py: unknown keys are dropped, missing ones take their defaults."""
     with h5py.File(tmp_path / "model.h5", "w") as file:
-        file.attrs[artifacts.METADATA_KEY] = json.dumps({"class_names": ["Cats", "Dogs"], "image_size": 96, "best_epoch": 7})
+        file.attrs[metadata.METADATA_KEY] = json.dumps({"class_names": ["Cats", "Dogs"], "image_size": 96, "best_epoch": 7})
     info = ModelInfo.read(tmp_path / "model.h5")
     assert (info.class_names, info.image_size, info.interpolation, info.run) == (["Cats", "Dogs"], 96, "area", {})
 
@@ -94,7 +94,8 @@ def test_from_scratch_batchnorm_catches_up_within_a_few_dozen_steps():
     import_tensorflow()
     import keras
     momenta = {layer.momentum for layer in make_model("cnn", 32, 2).layers if isinstance(layer, keras.layers.BatchNormalization)}
-    assert momenta and max(momenta) <= 0.9  # Keras's 0.99 left small runs at chance (test_train_cli.test_the_cnn_learns_from_a_few_hundred_photos tests the effect)
+    # Keras's 0.99 left small runs at chance (test_train_cli.test_the_cnn_learns_from_a_few_hundred_photos tests the effect).
+    assert momenta and max(momenta) <= 0.9
 
 
 def test_layout_gives_sorted_class_names_two_or_more(tmp_path):

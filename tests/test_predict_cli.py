@@ -25,7 +25,8 @@ def test_labels_every_image_and_writes_csv(tmp_path, trained, run):
     with open(tmp_path / "out.csv", newline="", encoding="utf-8") as file:
         rows = list(csv.DictReader(file))
     assert list(rows[0]) == ["path", "label", "confidence", "unknown_score"]
-    assert [(row["path"], row["label"], row["confidence"]) for row in rows] == [tuple(line.split("\t")) for line in lines]  # the printed rows, exactly
+    printed = [tuple(line.split("\t")) for line in lines]
+    assert [(row["path"], row["label"], row["confidence"]) for row in rows] == printed  # the printed rows, exactly
 
 
 def test_bad_files_are_named_and_exit_1(tmp_path, trained, run):

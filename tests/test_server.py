@@ -259,7 +259,8 @@ def test_the_limits_given_to_serve_py_are_the_servers(serve_py):
     heavy = noise.getvalue()  # 0.04 megapixels, but 120 kB of incompressible noise: over 0.1 MB (104,858 bytes)
     assert 0.1 * 2**20 < len(heavy) < 20 * 2**20
     for files, status, words in (
-            ([("heavy.png", heavy)], 413, f"heavy.png: {len(heavy):,} bytes, over this server's limit of 104,857 bytes per photo (serve.py --max-upload-mb)"),
+            ([("heavy.png", heavy)], 413,
+             f"heavy.png: {len(heavy):,} bytes, over this server's limit of 104,857 bytes per photo (serve.py --max-upload-mb)"),
             ([("wide.jpg", photo(BLUE, size=(600, 420)))], 413,  # 0.252 megapixels, a few kB
              "wide.jpg: 600x420 is 0.252 megapixels, over this server's limit of 0.25 (serve.py --max-megapixels)"),
             ([(f"{index}.jpg", photo(BLUE, seed=index)) for index in range(4)], 400, "Too many files")):
