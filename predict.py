@@ -48,7 +48,8 @@ def parse_args(argv=None):
     parser.add_argument("--tta", action="store_true", help="test-time augmentation: average each photo's prediction with "
                         "its mirror image's (twice the time); for labelling and --evaluate")
     parser.add_argument("--unsure-below", type=float, metavar="P", default=0.0,
-                        help="label a photo 'unsure' when its confidence is below P (0.5-1; --evaluate says what P buys)")
+                        help="label a photo 'unsure' when its confidence is below P (0 to 1; with N classes, useful above 1/N; "
+                             "--evaluate says what P buys)")
     parser.add_argument("--unknown-above", type=float, metavar="D", default=None,
                         help="label a photo 'unknown' when its unknown score is above D (0-2; default: the threshold stored "
                              "in the model, which flagged 1%% of its held-out photos; lower flags more)")

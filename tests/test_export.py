@@ -75,11 +75,10 @@ def run_exported(fmt, output, images):
         return served.serve(tf.constant(images)).numpy()
     if fmt == "onnx":
         return onnxruntime.InferenceSession(str(output / "model.onnx")).run(None, {"images": images})[0]
-    interpreter = tf.lite.Interpreter(model_path=str(output / "model.tflite"))
-    return next(iter(interpreter.get_signature_runner()(images=images).values()))
+    from ai_edge_litert.interpreter import Interpreter
+    return Interpreter(model_path=str(output / "model.tflite")).get_signature_runner()(images=images)["output_0"]
 
 
-@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")  # LiteRT reads the same file
 @pytest.mark.parametrize("fmt", ["savedmodel", "tflite", "onnx"])
 def test_each_format_gives_the_probabilities_of_model_h5(tmp_path, run, run_folder, fmt):
     model_path, images, expected = run_folder

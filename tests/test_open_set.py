@@ -155,13 +155,9 @@ def test_every_export_gives_the_unknown_score(scored_model, run, tmp_path, fmt):
         session = onnxruntime.InferenceSession(str(tmp_path / "out" / "model.onnx"))
         probabilities, unknown = session.run(None, {"images": images})  # output_0, then output_1
     else:
-        interpreter = tf.lite.Interpreter(model_path=str(tmp_path / "out" / "model.tflite"))
-        interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], images.shape)
-        interpreter.allocate_tensors()
-        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], images)
-        interpreter.invoke()
-        outputs = {tuple(detail["shape"])[-1]: interpreter.get_tensor(detail["index"]) for detail in interpreter.get_output_details()}
-        probabilities, unknown = outputs[2], outputs[1]
+        from ai_edge_litert.interpreter import Interpreter  # the LiteRT runtime predict.py uses
+        outputs = Interpreter(model_path=str(tmp_path / "out" / "model.tflite")).get_signature_runner()(images=images)
+        probabilities, unknown = outputs["output_0"], outputs["output_1"]
     np.testing.assert_allclose(probabilities, expected_probabilities, atol=1e-5)
     np.testing.assert_allclose(unknown, expected_unknown, atol=1e-4)
     assert list(np.asarray(unknown)[:, 0] > scorer.threshold) == [True] * (len(paths) - 1) + [False]
