@@ -50,7 +50,8 @@ def parse_args(argv=None):
     parser.add_argument("--resume", action="store_true",
                         help="continue the interrupted run in --output (default: the latest in runs/) with its settings")
     parser.add_argument("--download-dataset", action="store_true",
-                        help=f"instead of training, download the Kaggle Cats and Dogs photos into --data (80%% {config.TRAIN_DIR}, 20%% {config.TEST_DIR})")
+                        help="instead of training, download the Kaggle Cats and Dogs photos into --data "
+                             f"(80%% {config.TRAIN_DIR}, 20%% {config.TEST_DIR})")
     parser.add_argument("--check", action="store_true",
                         help="instead of training, check --data: photos per class, unreadable files, photos shared by "
                              f"{config.TRAIN_DIR} and {config.TEST_DIR} (exact or near copies), imbalance, tiny photos; "
