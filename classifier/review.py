@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .pages import render
 from .prediction import coverage, probabilities
 
 MAX_MISTAKES = 48                                      # thumbnails in mistakes.png
@@ -199,14 +200,6 @@ def thumbnail_uri(image_path, side=72):
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-STYLE = """body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
-color:#212121;line-height:1.45}
-h1{margin-bottom:.2em}h2{margin-top:1.8em;border-bottom:1px solid #ddd;padding-bottom:.2em}
-table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ddd;padding:.3em .7em;text-align:left;vertical-align:middle}
-th{background:#f5f5f5}td.number{text-align:right}img{max-width:100%;height:auto}.muted{color:#757575}
-td.path{font-family:ui-monospace,monospace;font-size:.85em;word-break:break-all}"""
-
-
 def _image(png_path, alt):
     path = Path(png_path)
     if not path.is_file():
@@ -240,56 +233,20 @@ def write_index(report_dir, facts, class_names, mistakes, test_count, suspects, 
         suspect_rows.append((picture, f'<span class="path">{_display(path)}</span>', html.escape(label),
                              html.escape(predicted), f"{confidence:.1%}"))
     unsure_rows = [(f"{threshold:g}", f"{share:.1%}", _percent(accuracy)) for threshold, share, accuracy in table]
-    page = f"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Training run: {html.escape(str(facts.get("model", "")))}</title>
-<style>{STYLE}</style>
-</head>
-<body>
-<h1>Training run</h1>
-<p>Test_Set accuracy of the kept model: <strong>{right / max(1, test_count):.2%}</strong> ({right} of {test_count} photos);
-classes: {html.escape(", ".join(class_names))}.</p>
-
-<h2 id="settings">Settings</h2>
-{settings}
-
-<h2 id="learning-curves">Learning curves</h2>
-{_image(report_dir / "learning_curves.png", "learning curves: accuracy and loss per epoch")}
-
-<h2 id="confusion-matrix">Confusion matrix</h2>
-{_image(report_dir / "confusion_matrix.png", "confusion matrix on Test_Set")}
-
-<h2 id="mistakes">Mistakes</h2>
-<p>The test photos the model got wrong, most confident first (at most {MAX_MISTAKES}), each under the heatmap of
-the class it chose: red is where the evidence for that class lay. A confident mistake with the heat on the
-background, not the animal, shows what the model wrongly learned to look at.</p>
-{_image(report_dir / "mistakes.png", "the test photos the model got wrong, with heatmaps")}
-
-<h2 id="suspects">Suspected mislabels</h2>
-<p>{len(suspects)} of the {training_count} Training_Set photos (validation part included) are put in another class than
-their folder's by the final model ({strong} with {STRONG:.0%} confidence or more). The model was trained on most of them,
-so one it still disagrees with confidently is likely in the wrong folder, or not a photo of either class.
-The {min(SUSPECTS_SHOWN, len(suspects))} most confident; all are in <a href="suspects.csv">suspects.csv</a>.</p>
-{_table(("", "path", "folder", "model says", "confidence"), suspect_rows, numeric=(4,))}
-
-<h2 id="unsure">Unsure</h2>
-<p><code>predict.py --unsure-below P</code> labels a photo <em>unsure</em> when its confidence is below P.
-On the test photos, each P keeps a label on this share of the photos, with this accuracy:</p>
-{_image(report_dir / "unsure.png", "share of photos labelled and their accuracy for each threshold P")}
-{_table(("P", "photos labelled", "accuracy of those labelled"), unsure_rows, numeric=(0, 1, 2))}
-
-<h2 id="calibration">Confidence</h2>
-<p>Do the confidences mean what they say? Of the test photos labelled with about 90 % confidence, about 90 % should be
-right. Each bar is the accuracy of the photos in one confidence bin (the number above it: how many); a calibrated model
-keeps them on the diagonal. Expected calibration error on Test_Set: <strong>{_percent(ece)}</strong> (15 bins).</p>
-{_image(report_dir / "reliability.png", "reliability diagram: accuracy against confidence on Test_Set")}
-{"" if flagged is None else f"<p>The unknown score would label <strong>{flagged:.2%}</strong> of the test photos <em>unknown</em> "
- "(not one of the classes), though every one is: the price of answering <em>unknown</em> for photos of something else.</p>"}
-</body>
-</html>
-"""
+    page = render(
+        "report.html", model=html.escape(str(facts.get("model", ""))), accuracy=f"{right / max(1, test_count):.2%}", right=right,
+        test_count=test_count, classes=html.escape(", ".join(class_names)), settings=settings,
+        learning_curves=_image(report_dir / "learning_curves.png", "learning curves: accuracy and loss per epoch"),
+        confusion_matrix=_image(report_dir / "confusion_matrix.png", "confusion matrix on Test_Set"),
+        max_mistakes=MAX_MISTAKES, mistakes=_image(report_dir / "mistakes.png", "the test photos the model got wrong, with heatmaps"),
+        suspect_count=len(suspects), training_count=training_count, strong=strong, strong_share=f"{STRONG:.0%}",
+        suspects_shown=min(SUSPECTS_SHOWN, len(suspects)),
+        suspects=_table(("", "path", "folder", "model says", "confidence"), suspect_rows, numeric=(4,)),
+        unsure_plot=_image(report_dir / "unsure.png", "share of photos labelled and their accuracy for each threshold P"),
+        unsure_table=_table(("P", "photos labelled", "accuracy of those labelled"), unsure_rows, numeric=(0, 1, 2)),
+        ece=_percent(ece), reliability=_image(report_dir / "reliability.png", "reliability diagram: accuracy against confidence on Test_Set"),
+        unknown="" if flagged is None else f"<p>The unknown score would label <strong>{flagged:.2%}</strong> of the test photos "
+        "<em>unknown</em> (not one of the classes), though every one is: the price of answering <em>unknown</em> for photos of "
+        "something else.</p>")
     (report_dir / "index.html").write_text(page, encoding="utf-8")
     return report_dir / "index.html"

@@ -16,6 +16,7 @@ about one model call instead of eight, and the model is only ever called from on
 """
 import asyncio
 import io
+import json
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -26,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from .compiled import CompiledModel, read_for_model
+from .pages import render
 from .images import BadImage
 from .prediction import Labels, inference_model, predict_batch, unknown_threshold
 from .writers import json_fields
@@ -224,9 +226,9 @@ def create_app(model, info, limits=Limits(), batch_size=32, batch_wait=0.005, mo
 
     @app.get("/", response_class=HTMLResponse)
     async def page():
-        return (PAGE.replace("{{title}}", escape(f"{info.model or 'model'}: {', '.join(info.class_names)}"))
-                .replace("{{classes}}", escape(", ".join(info.class_names)))
-                .replace("{{unsure_below}}", f"{unsure_below or LOW_CONFIDENCE:g}"))
+        classes = json.dumps(", ".join(info.class_names)).replace("</", "<\\/")  # a JavaScript string, safe in <script>
+        return render("serve.html", title=escape(f"{info.model or 'model'}: {', '.join(info.class_names)}"),
+                      classes=classes, unsure_below=f"{unsure_below or LOW_CONFIDENCE:g}")
 
     @app.get("/health")
     async def health():
@@ -267,110 +269,3 @@ def warm_up(app, image_size):
     model = app.state.batcher.model
     images = np.zeros((1, image_size, image_size, 3), np.float32)
     model(images) if isinstance(model, CompiledModel) else model.predict_on_batch(images)
-
-
-# The whole page: no CDN, fonts or scripts from elsewhere, so it works on a machine without internet.
-# Each photo is sent in a request of its own (so each gets its own answer or error); the server
-# batches those that arrive together.
-PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Label photos</title>
-<style>
-  body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; padding: 0 1rem; color: #222; }
-  h1 { font-size: 1.4rem; margin-bottom: .2rem; }
-  .model { color: #666; margin-top: 0; }
-  #drop { position: relative; display: block; border: 2px dashed #999; border-radius: .8rem; padding: 2rem; text-align: center; cursor: pointer; }
-  #drop.over { border-color: #2a7; background: #efe; }
-  #drop:focus-within { outline: 3px solid #2a7; outline-offset: 2px; }
-  #picker { position: absolute; width: 1px; height: 1px; opacity: 0; }  /* hidden, yet reachable with Tab */
-  #results { display: grid; grid-template-columns: repeat(auto-fill, minmax(12rem, 1fr)); gap: 1rem; margin-top: 1.5rem; }
-  figure { margin: 0; border: 1px solid #ddd; border-radius: .6rem; overflow: hidden; }
-  figure img { width: 100%; height: 10rem; object-fit: cover; display: block; background: #eee; }
-  figcaption { padding: .5rem .7rem; }
-  .label { font-weight: 600; font-size: 1.1rem; }
-  .name { color: #666; font-size: .8rem; overflow-wrap: anywhere; }
-  .bar { height: .4rem; background: #eee; border-radius: .2rem; margin: .3rem 0; }
-  .bar div { height: 100%; background: #2a7; border-radius: .2rem; }
-  .error { color: #b00; font-size: .9rem; }
-  .note { color: #555; font-size: .85rem; }
-  figure.unsure { border: 3px solid #ef6c00; }
-  figure.unsure .bar div { background: #ef6c00; }
-  figure.unknown { border: 3px solid #546e7a; }
-  figure.unknown .label { color: #546e7a; }
-</style>
-</head>
-<body>
-<h1>Label photos</h1>
-<p class="model">{{title}}</p>
-<script>const CLASSES = "{{classes}}", UNSURE_BELOW = {{unsure_below}};</script>
-<label id="drop">Drop photos here, or click to pick them
-  <input id="picker" type="file" accept="image/*" multiple>
-</label>
-<div id="results"></div>
-<script>
-const results = document.getElementById("results"), drop = document.getElementById("drop");
-
-function card(file) {
-  const figure = document.createElement("figure"), img = document.createElement("img"), caption = document.createElement("figcaption");
-  img.src = URL.createObjectURL(file);
-  img.alt = file.name;
-  caption.innerHTML = '<div class="label">...</div><div class="bar"><div style="width:0"></div></div><div class="name"></div>';
-  caption.querySelector(".name").textContent = file.name;
-  figure.append(img, caption);
-  results.prepend(figure);
-  return caption;
-}
-
-async function label(file) {
-  const caption = card(file), body = new FormData();
-  body.append("file", file);
-  try {
-    const response = await fetch("predict", {method: "POST", body});
-    const answer = await response.json();
-    if (!response.ok) throw new Error(answer.error || response.statusText);
-    const prediction = answer.predictions[0], figure = caption.closest("figure");
-    if (prediction.error) throw new Error(prediction.error);
-    const percent = (100 * prediction.confidence).toFixed(1) + "%", best = Object.keys(prediction.probabilities)
-      .reduce((a, b) => prediction.probabilities[a] >= prediction.probabilities[b] ? a : b);
-    figure.dataset.label = prediction.label;
-    if (prediction.label === "unknown") {  // unlike the training photos of every class
-      figure.classList.add("unknown");
-      caption.querySelector(".label").textContent = "unknown";
-      caption.querySelector(".bar").remove();
-      note(caption, "not one of: " + CLASSES + " (closest: " + best + ")");
-      return;
-    }
-    caption.querySelector(".label").textContent = best + " " + percent;
-    caption.querySelector(".bar div").style.width = percent;
-    if (prediction.confidence < UNSURE_BELOW) {
-      figure.classList.add("unsure");
-      note(caption, "unsure: below " + (100 * UNSURE_BELOW).toFixed(0) + "% confidence");
-    }
-  } catch (error) {
-    caption.querySelector(".label").textContent = "not labelled";
-    const message = document.createElement("div");
-    message.className = "error";
-    message.textContent = error.message;
-    caption.append(message);
-  }
-}
-
-function note(caption, text) {
-  const line = document.createElement("div");
-  line.className = "note";
-  line.textContent = text;
-  caption.append(line);
-}
-
-function labelAll(files) { for (const file of files) label(file); }
-document.getElementById("picker").addEventListener("change", event => { labelAll(event.target.files); event.target.value = ""; });
-drop.addEventListener("dragover", event => { event.preventDefault(); drop.classList.add("over"); });
-drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-drop.addEventListener("drop", event => { event.preventDefault(); drop.classList.remove("over"); labelAll(event.dataTransfer.files); });
-</script>
-</body>
-</html>
-"""
