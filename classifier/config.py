@@ -1,6 +1,9 @@
 """Names, defaults and the settings of a training run: one source of truth for each fact."""
+import argparse
 import dataclasses
+import difflib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +44,24 @@ def short_path(path):
     """runs/cnn rather than /home/me/project/runs/cnn when the user is in the project folder."""
     relative = os.path.relpath(path)
     return Path(relative) if not relative.startswith("..") else Path(path)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser for the scripts: a mistyped flag is answered with the flag it was probably meant
+    to be, as in `error: unrecognized arguments: --epohcs 3 (did you mean --epochs?)`."""
+
+    def __init__(self, description):
+        super().__init__(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    def error(self, message):
+        unknown = re.match(r"unrecognized arguments: (.*)", message)
+        flags = [option for action in self._actions for option in action.option_strings]
+        for word in unknown.group(1).split() if unknown else []:
+            close = difflib.get_close_matches(word.split("=")[0], flags, n=1, cutoff=0.7) if word.startswith("-") else []
+            if close:
+                message += f" (did you mean {close[0]}?)"
+                break
+        super().error(message)
 
 
 class UsageError(Exception):

@@ -65,6 +65,8 @@ def plot_confusion_matrix(confusion, class_names, png_path, title="Test_Set"):
     ticks = range(len(class_names))
     axis.set(xticks=ticks, yticks=ticks, xticklabels=class_names, yticklabels=class_names,
              xlabel="predicted", ylabel="true", title=f"{title} accuracy {np.trace(confusion) / max(1, confusion.sum()):.1%}")
+    if max(map(len, class_names)) > 8:  # long names side by side would run into each other and push the axis label out
+        plt.setp(axis.get_xticklabels(), rotation=30, ha="right", rotation_mode="anchor")
     figure.tight_layout()
     figure.savefig(png_path, dpi=100)
     plt.close(figure)
