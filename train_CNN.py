@@ -81,7 +81,7 @@ def parse_args(argv=None):
 
 def run_config(args):
     """The RunConfig of the flags given, over the defaults (or over the interrupted run's settings)."""
-    from classifier.training import latest_interrupted_run, new_run_folder, resume_settings
+    from classifier.runs import latest_interrupted_run, new_run_folder, resume_settings
 
     given = {field.name: getattr(args, field.name) for field in fields(RunConfig) if getattr(args, field.name, None) is not None}
     if args.resume:
@@ -100,7 +100,7 @@ def main(argv=None):
             check_layout(args.data or RunConfig().data)
         from classifier.training import train
         if hasattr(signal, "SIGXFSZ"):  # past a file-size limit (ulimit -f) a write then fails with EFBIG, said in
-            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # one line (training.writing), instead of the kernel killing the run
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # one line (runs.writing), instead of the kernel killing the run
         train(run_config(args), overwrite=args.overwrite, resume=args.resume)
     except config.UsageError as error:
         print(f"error: {error}", file=sys.stderr)
