@@ -24,6 +24,7 @@ Exit codes: 0 every image labelled; 1 some files could not be read (each named o
 (the rows labelled before the stop are kept: printed, in a complete --csv file and a valid --json list).
 """
 import argparse
+import os
 import signal
 import sys
 from contextlib import contextmanager
@@ -158,6 +159,7 @@ def compile_for_next_time(model, info, args):
 def evaluate(args):
     from classifier.prediction import evaluate, format_report, load_classifier
 
+    check_holds_class_folders(args.evaluate)
     model, info = load_classifier(args.model, args.weights, args.classes, compiled=args.compiled)
     confusion, predictions, right, bad = evaluate(model, info, args.evaluate, args.batch_size, args.tta, unknown_above(args))
     print(format_report(confusion, info.class_names))
@@ -170,6 +172,19 @@ def evaluate(args):
         print(f"{len(bad)} files could not be read and were left out", file=sys.stderr)
     compile_for_next_time(model, info, args)
     return config.EXIT_SOME_INPUTS_BAD if bad else config.EXIT_OK
+
+
+def check_holds_class_folders(folder):
+    """--evaluate's folder, checked before the model loads (TensorFlow takes seconds). Whether its
+    class folders are the model's, the model says (prediction.labelled_photos)."""
+    from classifier.data import class_folders
+
+    example = config.short_path(config.DATASET_DIR / config.TEST_DIR)
+    if not os.path.isdir(folder):
+        raise config.UsageError(f"{folder}: no such folder: --evaluate takes a folder with one sub-folder of photos per class, such as {example}")
+    if not class_folders(folder):
+        raise config.UsageError(f"{folder} holds no class folders: --evaluate takes a folder with one sub-folder of photos per class, "
+                                f"such as {example}")
 
 
 @contextmanager

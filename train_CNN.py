@@ -83,7 +83,7 @@ def parse_args(argv=None):
 
 def run_config(args):
     """The RunConfig of the flags given, over the defaults (or over the interrupted run's settings)."""
-    from classifier.training import latest_interrupted_run, new_run_folder, resume_settings
+    from classifier.runs import latest_interrupted_run, new_run_folder, resume_settings
 
     given = {field.name: getattr(args, field.name) for field in fields(RunConfig) if getattr(args, field.name, None) is not None}
     if args.resume:
@@ -98,13 +98,16 @@ def main(argv=None):
     try:
         if args.download_dataset or args.export or args.check or args.fit_unknown:
             return run_job(args)
-        if not args.resume:  # a wrong folder layout is a usage error: answer it before TensorFlow loads (seconds)
+        # Usage errors answer before TensorFlow loads (seconds): a wrong folder layout, a run to --resume
+        # that is not there or disagrees with the flags given.
+        if not args.resume:
             from classifier.data import check_layout
             check_layout(args.data or RunConfig().data)
+        settings = run_config(args)
         from classifier.training import train
         if hasattr(signal, "SIGXFSZ"):  # past a file-size limit (ulimit -f) a write then fails with EFBIG, said in
-            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # one line (training.writing), instead of the kernel killing the run
-        train(run_config(args), overwrite=args.overwrite, resume=args.resume)
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # one line (runs.writing), instead of the kernel killing the run
+        train(settings, overwrite=args.overwrite, resume=args.resume)
     except config.UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return config.EXIT_USAGE

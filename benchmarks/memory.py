@@ -50,6 +50,7 @@ def train_child(data_dir, arch, batch_size, steps, seed):
     from classifier.data import check_layout, labelled_samples, split_off
     from classifier.distribute import make_strategy
     from classifier.model import make_model, set_phase
+    from classifier.runs import Run
     from classifier.training import Photos, compile_for, data_for_fit, plan_phases, with_model_defaults
 
     settings = with_model_defaults(config.RunConfig(data=data_dir, arch=arch, batch_size=batch_size, seed=seed))
@@ -58,7 +59,8 @@ def train_child(data_dir, arch, batch_size, steps, seed):
     train_samples, val_samples = split_off(samples, settings.val_split, seed)
     settings = with_model_defaults(settings, len(train_samples))
     model = make_model(arch, settings.image_size, len(class_names))
-    fit = data_for_fit(model, settings, Photos(train_samples, val_samples, [], 0, 0), batch_size, make_strategy("none"))
+    run = Run(settings, class_names, batch_size, make_strategy("none"), output=None)  # writes no files
+    fit = data_for_fit(run, model, Photos(train_samples, val_samples, [], 0, 0))
     phase = plan_phases(settings)[0]
     set_phase(model, phase.name)
     compile_for(fit.model, phase, math.ceil(len(train_samples) / batch_size))

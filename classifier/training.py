@@ -5,7 +5,6 @@ The validation photos are held out of Training_Set (--val-split); Test_Set never
 so its accuracy is a fair estimate of how the model does on new photos.
 """
 import csv
-import errno
 import json
 import math
 import os
@@ -13,7 +12,7 @@ import shutil
 import signal
 import sys
 import time
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -23,19 +22,16 @@ from . import artifacts, import_tensorflow, reports
 
 import_tensorflow()  # this module runs a training: TensorFlow it needs, with its start-up lines hidden
 import keras  # noqa: E402
-from .config import (CHECKPOINT_DIR, DEFAULT_ARCH, EXIT_INTERRUPTED, MODEL_FILE, REPORTS_DIR, RUNS_DIR, TEST_DIR, TRAIN_DIR, WEIGHTS_FILE,
-                     TRAINING_INTERRUPTED, RunConfig, UsageError, short_path)
+from .config import (CHECKPOINT_DIR, DEFAULT_ARCH, EXIT_INTERRUPTED, MODEL_FILE, TEST_DIR, TRAIN_DIR, WEIGHTS_FILE,
+                     TRAINING_INTERRUPTED, UsageError)
 from .check import quick_check
 from .data import batches, check_layout, decoded_photos, image_dataset, labelled_samples, split_off
 from .distribute import global_batch_size, make_strategy, shard, writable_output
 from .model import MODELS
+from .runs import NEEDED_DISK_BYTES, Run, prepare_output, training_log, writing
 
-NEEDED_DISK_BYTES = 200 * 2**20  # model, weights, checkpoint and backup of a model under ~10 M parameters
-SETTINGS_FILE = "run.json"       # the RunConfig, in the checkpoint folder: what --resume continues
 MIN_HEAD_STEPS = 100             # a pretrained model's head phase trains at least this many steps...
 MAX_EPOCH_FACTOR = 10            # ...with at most this many times its default epochs (more_epochs_for_few_photos)
-# Why a write can fail mid-run: disk full, over quota, folder made read-only, file too big.
-CANNOT_WRITE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
 
 
 @dataclass
@@ -83,73 +79,6 @@ def plan_phases(config):
     return phases
 
 
-def new_run_folder(arch):
-    """runs/<arch>, or runs/<arch>-2, -3... : a new folder for each run, so no run replaces another."""
-    for number in range(1, 10_000):
-        folder = RUNS_DIR / (arch if number == 1 else f"{arch}-{number}")
-        # A start that failed before its first epoch (no photos yet, say) leaves nothing worth keeping:
-        # the next run takes its folder, so the README's next command still finds runs/<arch>/model.h5.
-        if not folder.exists() or not (folder / MODEL_FILE).exists() and not has_finished_epochs(folder):
-            return short_path(folder)
-    raise UsageError(f"{RUNS_DIR} is full of runs: pass --output DIR")
-
-
-def latest_interrupted_run():
-    """The most recent folder under runs/ that holds an interrupted run, for --resume without --output."""
-    candidates = sorted((path for path in RUNS_DIR.glob(f"*/{CHECKPOINT_DIR}/{SETTINGS_FILE}") if has_finished_epochs(path.parent.parent)),
-                        key=lambda path: path.stat().st_mtime)
-    if not candidates:
-        raise UsageError(f"no interrupted run found in {RUNS_DIR}: pass --output DIR of the run to resume")
-    return short_path(candidates[-1].parent.parent)
-
-
-def resume_settings(output, given):
-    """The interrupted run's RunConfig; a flag given now must agree with it."""
-    path = Path(output, CHECKPOINT_DIR, SETTINGS_FILE)
-    if not path.is_file():
-        raise UsageError(f"nothing to resume in {output}: {path} not found (start a new run without --resume)")
-    saved = RunConfig.from_dict(json.loads(path.read_text()))
-    for name, value in given.items():
-        if name != "output" and getattr(saved, name) != value:
-            flag = "--" + name.replace("_", "-")
-            raise UsageError(f"{flag} {value} contradicts the interrupted run in {output}, which has {flag} "
-                             f"{getattr(saved, name)}: resume without {flag}, or start a new run")
-    return replace(saved, output=str(output))
-
-
-def has_finished_epochs(output):
-    """Whether OUTPUT holds an interrupted run: its settings and at least one finished epoch. A run
-    stopped during the photo scan or its first epoch left nothing to continue, and blocks nothing."""
-    checkpoint = Path(output, CHECKPOINT_DIR)
-    finished = any(checkpoint.glob("backup-*")) or any(checkpoint.glob("after-*.weights.h5"))
-    return finished and (checkpoint / SETTINGS_FILE).exists()
-
-
-def prepare_output(output_dir, overwrite, resume):
-    """Refuse to clobber a trained model or an interrupted run; check the folder is writable and has room."""
-    output = Path(output_dir)
-    checkpoint = output / CHECKPOINT_DIR
-    existing = [output / name for name in (MODEL_FILE, WEIGHTS_FILE) if (output / name).exists()]
-    if existing and not overwrite:
-        how = "--resume --overwrite to continue the run and replace it at the end" if resume else "--overwrite to replace it"
-        raise UsageError(f"{existing[0]} already exists: pass {how}, or --output DIR to write elsewhere")
-    if has_finished_epochs(output) and not resume and not overwrite:
-        raise UsageError(f"{checkpoint} holds an interrupted run: pass --resume to continue it, or --overwrite to start over")
-    if checkpoint.exists() and not resume:  # a run started over
-        shutil.rmtree(checkpoint)
-    try:
-        (output / REPORTS_DIR).mkdir(parents=True, exist_ok=True)
-        checkpoint.mkdir(exist_ok=True)
-        probe = checkpoint / ".write-test"
-        probe.write_bytes(b"ok")
-        probe.unlink()
-    except OSError as error:
-        raise UsageError(f"cannot write to {output} ({error.strerror}): pass --output DIR with a writable folder")
-    free = shutil.disk_usage(output).free
-    if free < NEEDED_DISK_BYTES:
-        raise UsageError(f"only {free // 2**20} MB free in {output}: training needs about {NEEDED_DISK_BYTES // 2**20} MB; free some space or pass --output DIR")
-    return output
-
 
 def compile_for(model, phase, steps_per_epoch):
     """AdamW with a cosine decay to zero at the phase's last epoch (after a warm-up epoch if asked)."""
@@ -168,37 +97,6 @@ def best_so_far(log_path):
         return None
     with open(log_path) as file:
         return max((reports.epoch_score(row) for row in csv.DictReader(file) if row.get("val_accuracy")), default=None)
-
-
-@contextmanager
-def writing(what, output):
-    """A disk that fills up, or an output folder made read-only, during the run: one line naming the
-    folder and the fix (a UsageError: exit code 2, as when prepare_output finds it before training),
-    not a traceback. Nothing is lost: artifacts.save is atomic and the checkpoint stays for --resume."""
-    try:
-        yield
-    except OSError as error:
-        if error.errno not in CANNOT_WRITE:
-            raise
-        close_hdf5_files_in(output)
-        raise UsageError(f"cannot write {what} in {output} ({os.strerror(error.errno)}); the earlier {MODEL_FILE} and "
-                         f"{WEIGHTS_FILE} are untouched and the finished epochs kept: free some space or make the folder "
-                         "writable, then run the same command again with --resume") from None
-
-
-def close_hdf5_files_in(folder):
-    """Keras leaves open the HDF5 file it failed to write; close it, quietly (each step meets the same
-    full disk), as h5py.File.close does. Else h5py prints tracebacks when it is freed and Python crashes at exit."""
-    import h5py
-
-    folder = os.path.realpath(folder)
-    for file_id in h5py.h5f.get_obj_ids(h5py.h5f.OBJ_ALL, h5py.h5f.OBJ_FILE):
-        if os.path.realpath(os.fsdecode(file_id.name)).startswith(folder + os.sep):
-            for kinds in (h5py.h5f.OBJ_LOCAL | ~h5py.h5f.OBJ_FILE, h5py.h5f.OBJ_LOCAL | h5py.h5f.OBJ_FILE):
-                with suppress(Exception):
-                    file_id._close_open_objects(kinds)
-            with suppress(Exception):
-                file_id.close()
 
 
 @contextmanager
@@ -236,22 +134,22 @@ def train(config, overwrite=False, resume=False):
     class_names = check_layout(config.data)
     output = prepare_output(writable_output(config.output, config.distribute), overwrite, resume)
     if resume:  # say which run goes on, and from where (--resume alone picks the latest interrupted one)
-        log_path = output / REPORTS_DIR / "training_log.csv"
+        log_path = training_log(output)
         done = len(reports.read_log(log_path)) if log_path.exists() else 0
         print(f"Resuming the run in {output} after epoch {done} of {config.epochs or 'its default'}")
     strategy = make_strategy(config.distribute)  # before any other TensorFlow op, as MultiWorkerMirroredStrategy requires
     batch_size = global_batch_size(strategy, config.distribute, config.batch_size)  # --batch-size is per replica
 
     photos = load_photos(config, class_names)
-    config = with_model_defaults(config, len(photos.train))
-    (output / CHECKPOINT_DIR / SETTINGS_FILE).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-    model = build_model(config, class_names, strategy, batch_size)
+    run = Run(with_model_defaults(config, len(photos.train)), class_names, batch_size, strategy, output)
+    run.settings.write_text(json.dumps(run.config.to_dict(), indent=2) + "\n")
+    model = build_model(run)
     started = time.time()
-    with writing("the checkpoint", output):
-        fit = fit_phases(model, config, photos, batch_size, strategy, output)
+    with writing("the checkpoint", run.output):
+        fit = fit_phases(run, model, photos)
     minutes = (time.time() - started) / 60
-    scores = score_photos(model, fit, config, photos, batch_size)
-    return save_results(model, config, class_names, photos, scores, minutes, batch_size, output)
+    scores = score_photos(run, model, fit, photos)
+    return save_results(run, model, photos, scores, minutes)
 
 
 def load_photos(config, class_names):
@@ -267,14 +165,15 @@ def load_photos(config, class_names):
     return Photos(train_samples, val_samples, test_samples, skipped, skipped_test)
 
 
-def build_model(config, class_names, strategy, batch_size):
+def build_model(run):
     from .model import make_model
 
+    config = run.config
     keras.utils.set_random_seed(config.seed)
-    with strategy.scope():  # the variables are mirrored on every replica
-        model = make_model(config.arch, config.image_size, len(class_names))
+    with run.strategy.scope():  # the variables are mirrored on every replica
+        model = make_model(config.arch, config.image_size, len(run.class_names))
     print(f"Model '{config.arch}': {model.count_params():,} parameters, {config.image_size}x{config.image_size} px, "
-          f"batch {batch_size}, {plural(config.epochs, 'epoch')}")
+          f"batch {run.batch_size}, {plural(config.epochs, 'epoch')}")
     return model
 
 
@@ -288,8 +187,9 @@ class FitData:
     all_training: object        # the training then validation photos, not augmented, as `model` takes them
 
 
-def data_for_fit(model, config, photos, batch_size, strategy):
+def data_for_fit(run, model, photos):
     """The FitData of a run: for a pretrained model, after one pass of its frozen blocks over the photos."""
+    config, batch_size = run.config, run.batch_size
     if not MODELS[config.arch].head_epochs:  # from scratch: every layer trains, on the photos
         train = decoded_photos(photos.train, config.image_size, cache=True)
         validation = decoded_photos(photos.validation, config.image_size, cache=True) if photos.validation else None
@@ -299,7 +199,7 @@ def data_for_fit(model, config, photos, batch_size, strategy):
     from .features import feature_dataset, frozen_features
     from .model import split_frozen
 
-    with strategy.scope():
+    with run.strategy.scope():
         frozen, top = split_frozen(model)
     print(f"Running the frozen blocks of the backbone once over the {len(photos.train)} training photos and their mirror "
           f"images, and the {len(photos.validation)} validation photos; each epoch then trains only the top...", flush=True)
@@ -311,7 +211,7 @@ def data_for_fit(model, config, photos, batch_size, strategy):
                    feature_dataset(np.concatenate([train[:, 0], validation]), photos.train + photos.validation, batch_size))
 
 
-def fit_phases(model, config, photos, batch_size, strategy, output):
+def fit_phases(run, model, photos):
     """model.fit, phase by phase; then the model holds the epoch with the best validation accuracy.
 
     Each phase has its own BackupAndRestore folder (its optimizer differs), and leaves its final
@@ -319,20 +219,20 @@ def fit_phases(model, config, photos, batch_size, strategy, output):
     """
     from .model import set_phase
 
-    checkpoint, log_path = output / CHECKPOINT_DIR, output / REPORTS_DIR / "training_log.csv"
+    checkpoint, log_path = run.checkpoint, run.log
     best_path = checkpoint / "best.weights.h5"
-    fit = data_for_fit(model, config, photos, batch_size, strategy)
-    steps_per_epoch = math.ceil(len(photos.train) / batch_size)
-    for phase in plan_phases(config):
+    fit = data_for_fit(run, model, photos)
+    steps_per_epoch = math.ceil(len(photos.train) / run.batch_size)
+    for phase in plan_phases(run.config):
         done = checkpoint / f"after-{phase.name}.weights.h5"
         if done.exists():  # finished before an interruption
             model.load_weights(str(done))
             continue
-        with strategy.scope():
+        with run.strategy.scope():
             set_phase(model, phase.name)
             compile_for(fit.model, phase, steps_per_epoch)
         announce(phase, fit.model)
-        callbacks = [RoomToWrite(output, model), keras.callbacks.BackupAndRestore(str(checkpoint / f"backup-{phase.name}")),
+        callbacks = [RoomToWrite(run.output, model), keras.callbacks.BackupAndRestore(str(checkpoint / f"backup-{phase.name}")),
                      EpochLog(str(log_path), append=log_path.exists())]
         if fit.validation is not None:
             callbacks.append(KeepBest(str(best_path), best_so_far(log_path)))
@@ -356,7 +256,7 @@ class Scores:
     validation_ece: tuple       # (before, after) the temperature
 
 
-def score_photos(model, fit, config, photos, batch_size):
+def score_photos(run, model, fit, photos):
     """Test_Set, once; the training and validation photos from what fit cached (decoded photos, or a
     pretrained model's frozen features); and, fitted on those, the unknown scorer (open_set.fit) and
     the temperature (calibration.calibrate): both on the validation photos, never on Test_Set."""
@@ -366,19 +266,21 @@ def score_photos(model, fit, config, photos, batch_size):
 
     training, features = feature_model(fit.model).predict(fit.all_training, verbose=0)
     count = len(photos.train)
-    scorer = fit_scorer(features[:count], features[count:], config.seed)
+    scorer = fit_scorer(features[:count], features[count:], run.config.seed)
     temperature, *validation_ece = calibrate(training[count:], [sample.label for sample in photos.validation])
-    test, test_features = feature_model(model).predict(image_dataset(photos.test, config.image_size, batch_size), verbose=0)
+    test_photos = image_dataset(photos.test, run.config.image_size, run.batch_size)
+    test, test_features = feature_model(model).predict(test_photos, verbose=0)
     return Scores(scaled(test, temperature), scorer.scores(test_features), scaled(training, temperature), scorer,
                   temperature, tuple(validation_ece))
 
 
-def save_results(model, config, class_names, photos, scores, minutes, batch_size, output):
+def save_results(run, model, photos, scores, minutes):
     """model.h5, weights.h5 and the reports; the checkpoint goes once they are written. Returns the Test_Set accuracy."""
     from .prediction import confusion_matrix
     from .review import write_review
 
-    report_dir, log_path = output / REPORTS_DIR, output / REPORTS_DIR / "training_log.csv"
+    config, class_names, batch_size, output = run.config, run.class_names, run.batch_size, run.output
+    report_dir, log_path = run.reports, run.log
     confusion = confusion_matrix([sample.label for sample in photos.test], scores.test.argmax(axis=1), len(class_names))
     accuracy = float(np.trace(confusion) / max(1, confusion.sum()))
     info = artifacts.ModelInfo(class_names, config.image_size, model=config.arch, test_accuracy=round(accuracy, 4),
@@ -388,7 +290,7 @@ def save_results(model, config, class_names, photos, scores, minutes, batch_size
     with writing(f"{MODEL_FILE} and {WEIGHTS_FILE}", output):
         artifacts.save(model, info, output / MODEL_FILE, output / WEIGHTS_FILE)
     compile_saved(output)
-    shutil.rmtree(output / CHECKPOINT_DIR, ignore_errors=True)
+    shutil.rmtree(run.checkpoint, ignore_errors=True)
     facts = {
         TRAIN_DIR: f"{len(photos.train)} images for training, {len(photos.validation)} for validation "
                    f"({photos.skipped_train} unreadable skipped)",

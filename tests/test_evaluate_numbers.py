@@ -213,8 +213,12 @@ def test_evaluate_on_a_wrong_layout_is_one_line_and_exit_2(run, model_file, test
     for name in ("Cats", "Dogs"):  # no Birds/
         shutil.copytree(test_set / name, tmp_path / "two" / name)
     loose = photo(tmp_path / "loose" / "cat.png", BLUE)  # photos, but no class folders
-    for folder, found in ((tmp_path / "two", "Cats, Dogs"), (loose.parent, "none"), (tmp_path / "missing", "none")):
+    takes = "--evaluate takes a folder with one sub-folder of photos per class, such as Dataset/Test_Set"
+    two, missing = tmp_path / "two", tmp_path / "missing"
+    for folder, error in ((two, f"{two} must hold one folder per class, named Birds, Cats, Dogs (found: Cats, Dogs)"),
+                          (loose.parent, f"{loose.parent} holds no class folders: {takes}"),  # said before the model loads
+                          (missing, f"{missing}: no such folder: {takes}")):
         result = run("predict.py", "--evaluate", folder, "--model", model_file)
         assert result.returncode == 2 and result.stdout == "", result
         lines = [line for line in result.stderr.splitlines() if not line.startswith("Model: ")]
-        assert lines == [f"error: {folder} must hold one folder per class, named Birds, Cats, Dogs (found: {found})"], result.stderr
+        assert lines == [f"error: {error}"], result.stderr

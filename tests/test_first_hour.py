@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from classifier import config, training
+from classifier import config, runs, training
 from classifier.config import EXIT_INTERRUPTED, EXIT_USAGE
 from conftest import PROJECT, make_dataset, make_photo
 
@@ -66,7 +66,7 @@ def test_resume_restores_the_interrupted_runs_settings(tmp_path, run, monkeypatc
         stopped = run("train_CNN.py", "--data", data, "--output", output, "--arch", "logistic", "--epochs", 3,
                       "--image-size", 24, "--batch-size", 4, "--seed", 7)
     assert stopped.returncode == EXIT_INTERRUPTED, stopped.stderr
-    assert training.has_finished_epochs(output)
+    assert runs.has_finished_epochs(output)
 
     refused = run("train_CNN.py", "--resume", "--output", output, "--epochs", 9)
     one_error_line(refused, "--epochs 9 contradicts the interrupted run")

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import h5py
 import pytest
 
-from classifier import artifacts, training
+from classifier import artifacts, runs
 from classifier.config import EXIT_INTERRUPTED, EXIT_USAGE, RunConfig, UsageError
 from conftest import PROJECT, ctrl_c_as_in_a_terminal, make_dataset
 
@@ -151,7 +151,7 @@ def test_kill_during_the_first_epoch_keeps_the_old_model_and_blocks_no_new_run(s
     assert "Traceback" not in log and log.count("Interrupted") == 1, log
     for name, data in PREVIOUS.items():
         assert (output / name).read_bytes() == data  # byte-identical
-    assert not training.has_finished_epochs(output)  # no epoch to resume: the next run starts afresh
+    assert not runs.has_finished_epochs(output)  # no epoch to resume: the next run starts afresh
 
 
 # Problems found before training starts.
@@ -169,15 +169,15 @@ def test_output_whose_parent_is_a_file_is_refused_before_training(tmp_path, run)
 def test_a_full_disk_is_found_before_training_and_leaves_nothing_in_the_way(tmp_path, monkeypatch):
     monkeypatch.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(total=2**40, used=2**40 - 5 * 2**20, free=5 * 2**20))
     with pytest.raises(UsageError, match=f"only 5 MB free in {tmp_path}: training needs about 200 MB"):
-        training.prepare_output(tmp_path, overwrite=False, resume=False)
+        runs.prepare_output(tmp_path, overwrite=False, resume=False)
     monkeypatch.undo()  # space freed: the next run starts without --resume or --overwrite
-    assert training.prepare_output(tmp_path, overwrite=False, resume=False) == tmp_path
+    assert runs.prepare_output(tmp_path, overwrite=False, resume=False) == tmp_path
 
 
 def interrupted_run(output, finished_epoch=True):
     """What a run stopped by Ctrl-C leaves in its checkpoint: its settings, and the backup of its finished epochs."""
     (output / "checkpoint").mkdir(parents=True)
-    (output / "checkpoint" / training.SETTINGS_FILE).write_text(json.dumps(RunConfig(output=str(output)).to_dict()))
+    (output / "checkpoint" / runs.SETTINGS_FILE).write_text(json.dumps(RunConfig(output=str(output)).to_dict()))
     if finished_epoch:
         (output / "checkpoint" / "backup-train").mkdir()
 
@@ -185,22 +185,22 @@ def interrupted_run(output, finished_epoch=True):
 def test_a_run_stopped_before_its_first_epoch_ended_does_not_block_the_next(tmp_path):
     interrupted_run(tmp_path, finished_epoch=False)  # what a Ctrl-C during the photo scan leaves
     (tmp_path / "checkpoint" / "best.weights.h5").write_bytes(b"stale")
-    training.prepare_output(tmp_path, overwrite=False, resume=False)
+    runs.prepare_output(tmp_path, overwrite=False, resume=False)
     assert list((tmp_path / "checkpoint").iterdir()) == []
     with pytest.raises(UsageError, match="nothing to resume"):
-        training.resume_settings(tmp_path, {})
+        runs.resume_settings(tmp_path, {})
 
 
 def test_an_interrupted_run_is_neither_clobbered_nor_resumed_unasked(tmp_path):
     interrupted_run(tmp_path)
     with pytest.raises(UsageError, match="holds an interrupted run: pass --resume to continue it, or --overwrite"):
-        training.prepare_output(tmp_path, overwrite=False, resume=False)
+        runs.prepare_output(tmp_path, overwrite=False, resume=False)
     (tmp_path / "model.h5").write_bytes(b"old")
     with pytest.raises(UsageError, match="pass --resume --overwrite"):
-        training.prepare_output(tmp_path, overwrite=False, resume=True)
-    training.prepare_output(tmp_path, overwrite=True, resume=True)
+        runs.prepare_output(tmp_path, overwrite=False, resume=True)
+    runs.prepare_output(tmp_path, overwrite=True, resume=True)
     assert (tmp_path / "checkpoint" / "backup-train").is_dir() and (tmp_path / "model.h5").read_bytes() == b"old"
-    assert training.resume_settings(tmp_path, {}).output == str(tmp_path)  # its settings, for --resume
+    assert runs.resume_settings(tmp_path, {}).output == str(tmp_path)  # its settings, for --resume
 
 
 # Saving is atomic.

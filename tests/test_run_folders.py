@@ -1,6 +1,6 @@
 """Runs without --output, as the README's quick start makes them: the first goes to runs/ARCH, the next
 to runs/ARCH-2, and `train_CNN.py --resume` alone continues the latest interrupted one. runs/ is
-this test's folder (training.RUNS_DIR), never the project's."""
+this test's folder (runs.RUNS_DIR), never the project's."""
 import collections
 import csv
 
@@ -15,8 +15,8 @@ ARGS = ("--arch", "logistic", "--epochs", 2, "--image-size", 32, "--batch-size",
 
 @pytest.fixture
 def runs(tmp_path, monkeypatch):
-    from classifier import training
-    monkeypatch.setattr(training, "RUNS_DIR", tmp_path / "runs")
+    import classifier.runs
+    monkeypatch.setattr(classifier.runs, "RUNS_DIR", tmp_path / "runs")
     return tmp_path / "runs"
 
 
@@ -28,6 +28,7 @@ def saved_in(result):
 
 def test_runs_without_output_get_new_folders_and_resume_alone_finds_the_interrupted_one(tmp_path, runs, run, monkeypatch):
     from classifier import training
+    from classifier.runs import has_finished_epochs
 
     data = make_dataset(tmp_path / "data", train_per_class=6, test_per_class=2)
     first = run("train_CNN.py", "--data", data, *ARGS)
@@ -42,7 +43,7 @@ def test_runs_without_output_get_new_folders_and_resume_alone_finds_the_interrup
         monkeypatch.setattr(training.shutil, "disk_usage", lambda path: next(room, LITTLE))
         stopped = run("train_CNN.py", "--data", data, *ARGS)
         assert stopped.returncode == 2 and f"only 5 MB left in {runs / f'logistic-{number}'}," in stopped.stderr, stopped.stderr
-        assert training.has_finished_epochs(runs / f"logistic-{number}") and not (runs / f"logistic-{number}" / "model.h5").exists()
+        assert has_finished_epochs(runs / f"logistic-{number}") and not (runs / f"logistic-{number}" / "model.h5").exists()
     monkeypatch.setattr(training.shutil, "disk_usage", lambda path: PLENTY)
 
     for number in (3, 2):  # no --output, no --data: the latest interrupted run, with its settings, then the other
