@@ -23,7 +23,6 @@ Exit codes: 0 every image labelled; 1 some files could not be read (each named o
 2 usage error, missing or unloadable model files, or no images found; 130 stopped by Ctrl-C or kill
 (the rows labelled before the stop are kept: printed, in a complete --csv file and a valid --json list).
 """
-import argparse
 import os
 import signal
 import sys
@@ -34,7 +33,7 @@ from classifier.images import configure_pillow
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = config.ArgumentParser(__doc__)
     parser.add_argument("paths", nargs="*", metavar="PATH", help="image files or folders (default: Dataset/Predict)")
     parser.add_argument("--model", default=str(config.PROJECT_DIR / config.MODEL_FILE), metavar="FILE",
                         help="the model saved by train_CNN.py (default: the shipped model.h5)")

@@ -17,7 +17,6 @@ a start in about a second.
 Ctrl-C or SIGTERM stops it, after the requests under way are answered (5 s at most): exit code 0.
 A missing model file, a port in use or an unknown --host: one `error:` line, exit code 2.
 """
-import argparse
 import logging
 import os
 import signal
@@ -31,7 +30,7 @@ def parse_args(argv=None):
     from classifier.server import MB, Limits
 
     limits = Limits()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = config.ArgumentParser(__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on; 0 picks a free one, printed at start (default: %(default)s)")
     parser.add_argument("--model", default=str(config.PROJECT_DIR / config.MODEL_FILE), metavar="FILE",

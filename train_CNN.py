@@ -23,7 +23,7 @@ from classifier.model import MODELS
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = config.ArgumentParser(__doc__)
     # The run's settings default to None here: a flag left out takes the RunConfig (or model) default,
     # and with --resume, the interrupted run's value.
     parser.add_argument("--data", metavar="DIR",

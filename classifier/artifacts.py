@@ -136,17 +136,32 @@ def check_files(model_path, weights_path):
             raise UsageError(f"{path} not found: train a model with `python train_CNN.py` or pass --model/--weights")
 
 
+def check_readable(model_path, weights_path):
+    """Refuse model files that are missing, not HDF5, or not written by train_CNN.py, each with a
+    UsageError naming the file, before TensorFlow loads (seconds). A Keras 2 model.h5 is legacy.load's to check."""
+    check_files(model_path, weights_path)
+    if legacy.keras2_version(model_path):
+        return
+    ModelInfo.read(model_path)
+    if Path(weights_path).resolve() != Path(model_path).resolve():
+        try:
+            with h5py.File(weights_path, "r"):
+                pass
+        except OSError as error:
+            raise UsageError(f"{weights_path} is not a readable HDF5 weights file ({error}); use the weights.h5 written with {model_path}")
+
+
 def load(model_path, weights_path=None, class_names=None):
     """Load model.h5 (in Keras safe mode: no arbitrary code), then its weights (weights_beside
     unless weights_path is given). A model.h5 from a Keras 2 script is rebuilt by legacy.py;
     class_names names its classes. Returns (model, ModelInfo). Every failure is a UsageError naming the file.
     """
-    import keras
-
     weights_path = weights_beside(model_path) if weights_path is None else weights_path
-    check_files(model_path, weights_path)
+    check_readable(model_path, weights_path)
     if legacy.keras2_version(model_path):
         return legacy.load(model_path, weights_path, class_names)
+    import keras
+
     info = ModelInfo.read(model_path)
     try:
         model = keras.models.load_model(model_path, compile=False, safe_mode=True)
@@ -156,11 +171,6 @@ def load(model_path, weights_path=None, class_names=None):
                              "that could do anything when loaded; use a model.h5 written by train_CNN.py")
         raise UsageError(f"{model_path} could not be loaded ({_first_line(error)}); train one with train_CNN.py")
     if Path(weights_path).resolve() != Path(model_path).resolve():
-        try:
-            with h5py.File(weights_path, "r"):
-                pass
-        except OSError as error:
-            raise UsageError(f"{weights_path} is not a readable HDF5 weights file ({error}); use the weights.h5 written with {model_path}")
         try:
             model.load_weights(weights_path)
         except Exception as error:

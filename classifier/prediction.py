@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import artifacts, import_tensorflow, legacy
+from . import artifacts, import_tensorflow
 from .compiled import CompiledModel, load_fresh, read_for_model
 from .config import UsageError
 from .data import Sample, class_folders, image_dataset
@@ -70,27 +70,11 @@ def load_classifier(model_path, weights_path=None, class_names=None, compiled=Tr
             print(f"Model: {model_path} (weights: {weights}); classes: {', '.join(model.info.class_names)}; "
                   f"run by LiteRT from {model.path.name}", file=sys.stderr)
             return model, model.info
-    refuse_unreadable(model_path, weights)
+    artifacts.check_readable(model_path, weights)  # before TensorFlow loads: a bad file is said at once
     import_tensorflow()
     model, info = artifacts.load(model_path, weights_path, class_names)
     print(f"Model: {model_path} (weights: {weights}); classes: {', '.join(info.class_names)}", file=sys.stderr)
     return model, info
-
-
-def refuse_unreadable(model_path, weights_path):
-    """A model.h5 or weights.h5 that is not an HDF5 file, or not one train_CNN.py wrote, refused before
-    TensorFlow loads (seconds), in artifacts.load's words. A Keras 2 model.h5 is legacy.load's to check."""
-    import h5py
-
-    if legacy.keras2_version(model_path):
-        return
-    artifacts.ModelInfo.read(model_path)
-    if Path(weights_path).resolve() != Path(model_path).resolve():
-        try:
-            with h5py.File(weights_path, "r"):
-                pass
-        except OSError as error:
-            raise UsageError(f"{weights_path} is not a readable HDF5 weights file ({error}); use the weights.h5 written with {model_path}")
 
 
 def inference_model(model, info):

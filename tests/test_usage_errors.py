@@ -48,3 +48,10 @@ def test_a_usage_error_answers_before_tensorflow_loads(case, tmp_path):
     result = subprocess.run([sys.executable, "-c", snippet], cwd=PROJECT, capture_output=True, text=True, timeout=120)
     assert result.stdout.split() == [str(EXIT_USAGE), "False"], (result.stdout, result.stderr)
     assert result.stderr.startswith(f"error: {starts}"), result.stderr
+
+
+@pytest.mark.parametrize("script, typo, meant", [("train_CNN.py", "--epohcs", "--epochs"), ("predict.py", "--unsure-bellow", "--unsure-below"),
+                                                 ("serve.py", "--max-flies", "--max-files")])
+def test_a_mistyped_flag_gets_the_one_meant(run, script, typo, meant):
+    result = run(script, typo)
+    assert result.returncode == 2 and result.stderr.splitlines()[-1].endswith(f"unrecognized arguments: {typo} (did you mean {meant}?)")
