@@ -85,9 +85,9 @@ def skip_without_chromium(reason):
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def pillow_configured():
-    """What the scripts do first (images.configure_pillow), for the tests that call the package directly."""
+def pytest_configure(config):
+    """What the scripts do first (images.configure_pillow), before any test module is collected: the
+    tests call the package directly, and some make HEIC photos at import."""
     from classifier.images import configure_pillow
     configure_pillow()
 
