@@ -72,8 +72,9 @@ def parse_args(argv=None):
     for name in ("epochs", "batch_size", "image_size"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if args.image_size is not None and args.image_size < 32 and args.arch != "logistic":
-        parser.error("--image-size must be at least 32 for the CNNs")
+    arch = args.arch or config.DEFAULT_ARCH
+    if args.image_size is not None and args.image_size < MODELS[arch].min_image_size:
+        parser.error(f"--image-size must be at least {MODELS[arch].min_image_size} for --arch {arch}")
     if args.val_split is not None and not 0 <= args.val_split < 1:
         parser.error("--val-split is a share between 0 (hold nothing out) and 1, such as 0.1")
     if args.resume and args.distribute == "multiworker":

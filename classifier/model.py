@@ -87,13 +87,14 @@ class Architecture:
     learning_rate: float     # default peak learning rate
     summary: str             # what --help says
     head_epochs: int = 0     # > 0: a pretrained backbone; the first epochs train only the head (training.py)
+    min_image_size: int = 32  # smaller photos leave too little for the convolutions and pooling to work on
 
 
 MODELS = {
     "efficientnet-lite0": Architecture(make_efficientnet_lite0, 288, 2, 1e-3, "ImageNet-pretrained EfficientNet-Lite0, fine-tuned", head_epochs=1),
     "cnn": Architecture(make_cnn, 96, 18, 1e-3, "our five-block CNN, from scratch"),
     "classic": Architecture(make_classic, 64, 18, 1e-3, "the classic tutorial's two-block CNN, from scratch"),
-    "logistic": Architecture(make_logistic, 64, 18, 1e-3, "logistic regression on the pixels, the baseline"),
+    "logistic": Architecture(make_logistic, 64, 18, 1e-3, "logistic regression on the pixels, the baseline", min_image_size=1),
 }
 
 

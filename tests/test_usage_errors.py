@@ -55,3 +55,13 @@ def test_a_usage_error_answers_before_tensorflow_loads(case, tmp_path):
 def test_a_mistyped_flag_gets_the_one_meant(run, script, typo, meant):
     result = run(script, typo)
     assert result.returncode == 2 and result.stderr.splitlines()[-1].endswith(f"unrecognized arguments: {typo} (did you mean {meant}?)")
+
+
+def test_the_smallest_image_size_is_the_models(capsys):
+    import train_CNN
+
+    assert train_CNN.parse_args(["--arch", "logistic", "--image-size", "16"]).image_size == 16  # pixels need no convolution
+    with pytest.raises(SystemExit) as stopped:
+        train_CNN.parse_args(["--arch", "cnn", "--image-size", "16"])
+    assert stopped.value.code == 2 and capsys.readouterr().err.splitlines()[-1].endswith(
+        "error: --image-size must be at least 32 for --arch cnn")
