@@ -62,7 +62,7 @@ def train_child(data_dir, arch, batch_size, steps, seed):
     run = Run(settings, class_names, batch_size, make_strategy("none"), output=None)  # writes no files
     fit = data_for_fit(run, model, Photos(train_samples, val_samples, [], 0, 0))
     phase = plan_phases(settings)[0]
-    set_phase(model, phase.name)
+    set_phase(model, phase.kind)
     compile_for(fit.model, phase, math.ceil(len(train_samples) / batch_size))
     fit.model.fit(fit.train, validation_data=fit.validation, steps_per_epoch=steps, epochs=1, verbose=0)
 

@@ -87,7 +87,7 @@ def measure(arch, phase, folder, args, models):
     if arch not in models:
         keras.utils.set_random_seed(args.seed)
         model = make_model(arch, size, 2)
-        models[arch] = (model, *split_frozen(model)) if MODELS[arch].head_epochs else (model, None, model)
+        models[arch] = (model, *split_frozen(model)) if MODELS[arch].pretrained else (model, None, model)
     model, frozen, fitted = models[arch]
     if phase == "frozen":
         rate, models[arch, "features"] = frozen_pass(frozen, samples, size, args.batch_size)

@@ -9,8 +9,23 @@ Softmax for two classes too: it is the same function as a sigmoid on the differe
 logits, and one output per class keeps every path (labels, confusion matrix, export) the same for
 2 and for N classes. Models saved with a Dense(1) sigmoid head still load (prediction.probabilities).
 """
+import enum
 from dataclasses import dataclass
 from typing import Callable
+
+
+class Phase(enum.Enum):
+    """What trains, phase by phase (training.plan_phases, set_phase below). The values name the
+    checkpoint files of a phase (checkpoint/backup-head/, after-head.weights.h5), which --resume reads."""
+    TRAIN = "train"            # every layer: a model from scratch
+    HEAD = "head"              # a pretrained model's new head, on its frozen backbone
+    FINE_TUNE = "fine-tune"    # then the top blocks of the backbone too, BatchNorm frozen
+
+    @property
+    def what(self):
+        """The phase in words, as train_CNN.py announces it."""
+        return {Phase.TRAIN: "training every layer", Phase.HEAD: "training the new head on the frozen ImageNet backbone",
+                Phase.FINE_TUNE: "fine-tuning the top blocks of the backbone (BatchNorm frozen)"}[self]
 
 
 def augmentation(strong=True):
@@ -86,12 +101,14 @@ class Architecture:
     epochs: int              # default epochs, all phases together
     learning_rate: float     # default peak learning rate
     summary: str             # what --help says
-    head_epochs: int = 0     # > 0: a pretrained backbone; the first epochs train only the head (training.py)
+    pretrained: bool = False  # an ImageNet backbone: its head trains first, then its top blocks (phases)
+    head_epochs: int = 0      # of the default epochs, how many train only the head (pretrained models)
     min_image_size: int = 32  # smaller photos leave too little for the convolutions and pooling to work on
 
 
 MODELS = {
-    "efficientnet-lite0": Architecture(make_efficientnet_lite0, 288, 2, 1e-3, "ImageNet-pretrained EfficientNet-Lite0, fine-tuned", head_epochs=1),
+    "efficientnet-lite0": Architecture(make_efficientnet_lite0, 288, 2, 1e-3, "ImageNet-pretrained EfficientNet-Lite0, fine-tuned",
+                                       pretrained=True, head_epochs=1),
     "cnn": Architecture(make_cnn, 96, 18, 1e-3, "our five-block CNN, from scratch"),
     "classic": Architecture(make_classic, 64, 18, 1e-3, "the classic tutorial's two-block CNN, from scratch"),
     "logistic": Architecture(make_logistic, 64, 18, 1e-3, "logistic regression on the pixels, the baseline", min_image_size=1),
@@ -103,13 +120,14 @@ def make_model(name, image_size, num_classes):
 
 
 def set_phase(model, phase):
-    """Choose what trains (training.plan_phases): "head" freezes the pretrained backbone, "fine-tune"
-    opens its top blocks (BatchNorm stays frozen), "train" leaves every layer trainable."""
+    """Choose what trains (a Phase, or its value): HEAD freezes the pretrained backbone, FINE_TUNE
+    opens its top blocks (BatchNorm stays frozen), TRAIN leaves every layer trainable."""
     from .features import backbone_of
 
-    if phase == "head":
+    phase = Phase(phase)
+    if phase is Phase.HEAD:
         backbone_of(model).trainable = False
-    elif phase == "fine-tune":
+    elif phase is Phase.FINE_TUNE:
         from .efficientnet import freeze_except_top
         freeze_except_top(backbone_of(model))
 

@@ -27,7 +27,7 @@ from .config import (CHECKPOINT_DIR, DEFAULT_ARCH, EXIT_INTERRUPTED, MODEL_FILE,
 from .check import quick_check
 from .data import batches, check_layout, decoded_photos, image_dataset, labelled_samples, split_off
 from .distribute import global_batch_size, make_strategy, shard, writable_output
-from .model import MODELS
+from .model import MODELS, Phase
 from .runs import NEEDED_DISK_BYTES, Run, prepare_output, training_log, writing
 
 MIN_HEAD_STEPS = 100             # a pretrained model's head phase trains at least this many steps...
@@ -35,8 +35,8 @@ MAX_EPOCH_FACTOR = 10            # ...with at most this many times its default e
 
 
 @dataclass
-class Phase:
-    name: str            # "train" for a model from scratch; "head", then "fine-tune" for a pretrained one
+class PlannedPhase:
+    kind: Phase          # what trains: model.Phase.TRAIN for a model from scratch; HEAD, then FINE_TUNE for a pretrained one
     first_epoch: int     # counted from 0, as Keras counts
     end_epoch: int
     learning_rate: float
@@ -58,7 +58,7 @@ def more_epochs_for_few_photos(arch, training_photos, batch_size):
     takes MIN_HEAD_STEPS steps, at most MAX_EPOCH_FACTOR times. 180 photos make 6 steps an epoch,
     and the new head learns little in 6 steps; on the frozen blocks' output (features.py) an
     epoch of so few photos takes a second. From-scratch models keep their epochs."""
-    if not arch.head_epochs:
+    if not arch.pretrained:
         return 1
     steps = math.ceil(training_photos / batch_size) * arch.head_epochs
     return max(1, min(MAX_EPOCH_FACTOR, math.ceil(MIN_HEAD_STEPS / steps)))
@@ -70,12 +70,12 @@ def plan_phases(config):
     at a tenth of the learning rate. The head takes the share of the epochs it has in the model's
     defaults (at least one). A model from scratch trains in one phase."""
     arch = MODELS[config.arch]
-    if not arch.head_epochs:
-        return [Phase("train", 0, config.epochs, config.learning_rate, warmup=True)]
+    if not arch.pretrained:
+        return [PlannedPhase(Phase.TRAIN, 0, config.epochs, config.learning_rate, warmup=True)]
     head_epochs = min(config.epochs, max(1, round(config.epochs * arch.head_epochs / arch.epochs)))
-    phases = [Phase("head", 0, head_epochs, config.learning_rate, warmup=False)]
+    phases = [PlannedPhase(Phase.HEAD, 0, head_epochs, config.learning_rate, warmup=False)]
     if config.epochs > head_epochs:
-        phases.append(Phase("fine-tune", head_epochs, config.epochs, config.learning_rate / 10, warmup=False))
+        phases.append(PlannedPhase(Phase.FINE_TUNE, head_epochs, config.epochs, config.learning_rate / 10, warmup=False))
     return phases
 
 
@@ -190,7 +190,7 @@ class FitData:
 def data_for_fit(run, model, photos):
     """The FitData of a run: for a pretrained model, after one pass of its frozen blocks over the photos."""
     config, batch_size = run.config, run.batch_size
-    if not MODELS[config.arch].head_epochs:  # from scratch: every layer trains, on the photos
+    if not MODELS[config.arch].pretrained:  # from scratch: every layer trains, on the photos
         train = decoded_photos(photos.train, config.image_size, cache=True)
         validation = decoded_photos(photos.validation, config.image_size, cache=True) if photos.validation else None
         return FitData(model, shard(batches(train, batch_size, shuffle=True, seed=config.seed)),
@@ -224,15 +224,15 @@ def fit_phases(run, model, photos):
     fit = data_for_fit(run, model, photos)
     steps_per_epoch = math.ceil(len(photos.train) / run.batch_size)
     for phase in plan_phases(run.config):
-        done = checkpoint / f"after-{phase.name}.weights.h5"
+        done = checkpoint / f"after-{phase.kind.value}.weights.h5"
         if done.exists():  # finished before an interruption
             model.load_weights(str(done))
             continue
         with run.strategy.scope():
-            set_phase(model, phase.name)
+            set_phase(model, phase.kind)
             compile_for(fit.model, phase, steps_per_epoch)
         announce(phase, fit.model)
-        callbacks = [RoomToWrite(run.output, model), keras.callbacks.BackupAndRestore(str(checkpoint / f"backup-{phase.name}")),
+        callbacks = [RoomToWrite(run.output, model), keras.callbacks.BackupAndRestore(str(checkpoint / f"backup-{phase.kind.value}")),
                      EpochLog(str(log_path), append=log_path.exists())]
         if fit.validation is not None:
             callbacks.append(KeepBest(str(best_path), best_so_far(log_path)))
@@ -330,17 +330,16 @@ def compile_saved(output):
 def announce(phase, model):
     epochs = f"epoch {phase.first_epoch + 1}" if phase.end_epoch - phase.first_epoch == 1 else \
         f"epochs {phase.first_epoch + 1}-{phase.end_epoch}"
-    what = {"train": "training every layer", "head": "training the new head on the frozen ImageNet backbone",
-            "fine-tune": "fine-tuning the top blocks of the backbone (BatchNorm frozen)"}[phase.name]
     trainable = sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
-    print(f"Phase '{phase.name}' ({epochs}): {what}; {trainable:,} trainable parameters, learning rate {phase.learning_rate:g}")
+    print(f"Phase '{phase.kind.value}' ({epochs}): {phase.kind.what}; {trainable:,} trainable parameters, "
+          f"learning rate {phase.learning_rate:g}")
 
 
 def warn_if_chance(log_path, class_count, arch):
     """A run whose held-out accuracy never left chance learned nothing; say what to try."""
     best = (best_so_far(log_path) or (None,))[0]
     if best is not None and best <= 1 / class_count + 0.05:
-        hint = ("or check that each class folder holds its own kind of photo" if arch == DEFAULT_ARCH
+        hint = ("or check that each class folder holds its own kind of photo" if MODELS[arch].pretrained
                 else f"or epochs, or the pretrained default (--arch {DEFAULT_ARCH})")
         print(f"warning: the validation accuracy never rose above chance ({best:.1%} with {class_count} classes): "
               f"the model learned nothing. Try more photos {hint}.")

@@ -77,7 +77,7 @@ def test_the_head_takes_its_default_share_of_the_epochs(epochs, head, fine_tune)
 
     phases = plan_phases(RunConfig(epochs=epochs, learning_rate=1e-3))
     assert [phase.end_epoch - phase.first_epoch for phase in phases] == [head, fine_tune][:len(phases)]
-    assert phases[-1].end_epoch == epochs and [phase.name for phase in phases] == ["head", "fine-tune"][:len(phases)]
+    assert phases[-1].end_epoch == epochs and [phase.kind.value for phase in phases] == ["head", "fine-tune"][:len(phases)]
 
 
 @pytest.mark.parametrize("arch, photos, given, expected", [
