@@ -80,7 +80,8 @@ def measure(arch, phase, folder, args, models):
     from classifier.data import class_folders, labelled_samples
     from classifier.features import feature_dataset
     from classifier.model import MODELS, make_model, set_phase, split_frozen
-    from classifier.training import Phase, compile_for
+    from classifier.model import Phase
+    from classifier.training import PlannedPhase, compile_for
 
     size = MODELS[arch].image_size
     samples, _ = labelled_samples(folder, class_folders(folder), size)
@@ -98,7 +99,7 @@ def measure(arch, phase, folder, args, models):
         dataset = feature_dataset(models[arch, "features"], samples, args.batch_size, shuffle=True, seed=args.seed)
         dataset = dataset.rebatch(args.batch_size, drop_remainder=True)
     set_phase(model, phase)
-    compile_for(fitted, Phase(phase, 0, 1, MODELS[arch].learning_rate, warmup=False), len(samples) // args.batch_size)
+    compile_for(fitted, PlannedPhase(Phase(phase), 0, 1, MODELS[arch].learning_rate, warmup=False), len(samples) // args.batch_size)
     return size, images_per_second(fitted, dataset, args.batch_size, args.warmup_steps, args.steps)
 
 
