@@ -50,10 +50,11 @@ def cost(model, info, count=64, repeats=5):
 
     images = np.random.default_rng(0).uniform(0, 255, (count, info.image_size, info.image_size, 3)).astype("float32")
     timings = {"network alone": [], "with the unknown score": []}
-    for candidate in (model, inference_model(model, info)):
-        candidate.predict_on_batch(images[:8])  # trace before timing
+    candidates = (model, inference_model(model, info))  # built once: a new model would be traced again
+    for candidate in candidates:
+        candidate.predict_on_batch(images)  # trace before timing
     for _ in range(repeats):
-        for name, candidate in zip(timings, (model, inference_model(model, info))):
+        for name, candidate in zip(timings, candidates):
             started = time.perf_counter()
             candidate.predict_on_batch(images)
             timings[name].append((time.perf_counter() - started) * 1000 / count)
@@ -87,7 +88,7 @@ def main():
     from classifier.images import find_images
     from classifier.prediction import load_classifier
 
-    model, info = load_classifier(args.model)
+    model, info = load_classifier(args.model, compiled=False)  # Keras: the cost below compares the network with and without the score
     if info.scorer is None:
         raise SystemExit(f"error: {args.model} has no unknown score: train_CNN.py --fit-unknown --model {args.model}")
     chosen = common.sample_photos(SHARED_DATASET / "Test_Set", args.test_photos, args.seed)
