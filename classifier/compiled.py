@@ -16,6 +16,7 @@ The LiteRT path reads every photo with Pillow (images.open_image, decoded once, 
 decoding) and resizes it with area_resize below, the same area average as tf.image.resize(method="area")
 that training uses (data.read_and_resize), computed as two small matrix products.
 """
+import contextlib
 import functools
 import hashlib
 import json
@@ -66,7 +67,8 @@ def read_metadata(path):
 
 
 class CompiledModel:
-    """A fresh model.tflite in LiteRT's interpreter: __call__(float32 images) -> (probabilities, unknown scores or None)."""
+    """A fresh model.tflite in LiteRT's interpreter: __call__(float32 images) -> (probabilities, unknown
+    scores or None). prediction.predict_batch calls it, and adds the mirror images for --tta."""
 
     def __init__(self, path, info, threads=None):
         from ai_edge_litert.interpreter import Interpreter
@@ -78,37 +80,21 @@ class CompiledModel:
         # probabilities), output_1 (the unknown score, for a model that has one). It resizes its
         # input to each batch's size.
         self.run = interpreter.get_signature_runner()
-        self.calls = 0
+        self.started = False
 
-    def __call__(self, images, tta=False):
-        if not self.calls:  # the first call sets XNNPACK up, and says so on stderr
-            with quiet_stderr():
-                self._run(images[:1])
-        self.calls += 1
-        scores, unknown = self._run(images)
-        if tta:  # the mirror image too, as prediction.predict_batch does: flip the width of (N, height, width, 3)
-            mirror, mirror_unknown = self._run(images[:, :, ::-1])
-            scores, unknown = (scores + mirror) / 2, None if unknown is None else (unknown + mirror_unknown) / 2
-        return scores, unknown
+    def __call__(self, images):
+        from .prediction import probabilities
 
-    def _run(self, images):
-        results = self.run(images=np.ascontiguousarray(images, dtype=np.float32))
-        scores = results["output_0"].astype(float)
-        if scores.shape[1] == 1:  # a Dense(1) sigmoid head: the probability of the second class
-            scores = np.concatenate([1 - scores, scores], axis=1)
-        return scores, results["output_1"][:, 0].astype(float) if "output_1" in results else None
+        # The first call sets XNNPACK up, and says so on stderr.
+        with contextlib.nullcontext() if self.started else quiet_stderr():
+            results = self.run(images=np.ascontiguousarray(images, dtype=np.float32))
+        self.started = True
+        return probabilities(results["output_0"]), results["output_1"][:, 0].astype(float) if "output_1" in results else None
 
 
-def is_fresh(model_path, weights_path):
-    """Whether model.tflite beside model_path was made from these very model.h5 and weights.h5."""
-    path = compiled_path(model_path)
-    metadata = read_metadata(path) if path.is_file() else None
-    return metadata is not None and metadata.get("source_sha256") == source_sha256(model_path, weights_path)
-
-
-def load_fresh(model_path, weights_path):
-    """The CompiledModel of model_path if model.tflite beside it was made from these very files;
-    else None, and why, in a few words (no file; stale; unreadable; no LiteRT)."""
+def fresh_metadata(model_path, weights_path):
+    """(the metadata of model.tflite beside model_path, "fresh") if it was made from these very
+    model.h5 and weights.h5; else (None, why, in a few words: no file; no LiteRT; unreadable; stale)."""
     path = compiled_path(model_path)
     if not path.is_file():
         return None, f"no {path.name}"
@@ -121,6 +107,21 @@ def load_fresh(model_path, weights_path):
         return None, f"{path.name} has no metadata of this toolkit"
     if metadata.get("source_sha256") != source_sha256(model_path, weights_path):
         return None, f"{path.name} is stale: it was made from another model.h5 or weights.h5"
+    return metadata, "fresh"
+
+
+def is_fresh(model_path, weights_path):
+    """Whether model.tflite beside model_path was made from these very model.h5 and weights.h5."""
+    return fresh_metadata(model_path, weights_path)[0] is not None
+
+
+def load_fresh(model_path, weights_path):
+    """The CompiledModel of model_path if model.tflite beside it was made from these very files;
+    else None, and why (fresh_metadata)."""
+    metadata, why = fresh_metadata(model_path, weights_path)
+    if metadata is None:
+        return None, why
+    path = compiled_path(model_path)
     known = {name: value for name, value in metadata["model_info"].items() if name in ModelInfo.__dataclass_fields__}
     try:
         return CompiledModel(path, ModelInfo(**known)), "fresh"

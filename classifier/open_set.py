@@ -76,7 +76,8 @@ def fit(training_features, validation_features, seed=0, k=K, target=TARGET_FLAGG
     bank, rest = training[order[:size]], training[order[size:]]
     k = max(1, min(k, size - 1))
     scorer = Scorer(bank.astype(np.float16), k, 0.0)
-    held_out = scorer.scores(validation_features) if len(validation_features) else np.zeros(0)
+    validation = scorer.scores(validation_features) if len(validation_features) else np.zeros(0)
+    held_out = validation
     if len(held_out) < MIN_HELD_OUT:
         if len(rest):
             held_out = np.concatenate([held_out, scorer.scores(rest[:5 * MIN_HELD_OUT])])
@@ -84,9 +85,20 @@ def fit(training_features, validation_features, seed=0, k=K, target=TARGET_FLAGG
             similarities = bank @ bank.T
             held_out = np.concatenate([held_out, 1 - np.partition(similarities, -(k + 1), axis=1)[:, -(k + 1)]])
     scorer.threshold = float(np.quantile(held_out, 1 - target)) if len(held_out) else 1.0
-    scorer.flagged = round(float(np.mean(scorer.scores(validation_features) > scorer.threshold)), 4) \
-        if len(validation_features) else None
+    scorer.flagged = round(float(np.mean(validation > scorer.threshold)), 4) if len(validation) else None
     return scorer
+
+
+def fit_after_training(outputs, training_count, validation_labels, seed):
+    """What train_CNN.py fits on a trained model's outputs (probabilities, features) for the training
+    then the validation photos: the Scorer (fit), and the temperature of calibration.calibrate on the
+    validation photos. Returns (scorer, temperature, (validation ECE before, after))."""
+    from .calibration import calibrate
+
+    probabilities, features = outputs
+    scorer = fit(features[:training_count], features[training_count:], seed)
+    temperature, *validation_ece = calibrate(probabilities[training_count:], validation_labels)
+    return scorer, temperature, tuple(validation_ece)
 
 
 def feature_model(model):

@@ -109,18 +109,19 @@ def predict_batch(model, images, tta=False, eager=False):
     of the photo's and its mirror image's, as training showed the model both (RandomFlip).
     eager: call the model directly instead of predict_on_batch, which first traces a graph of it:
     that costs about a second, and pays back only over several batches."""
-    if isinstance(model, CompiledModel):
-        return model(np.asarray(images), tta)
+    compiled = isinstance(model, CompiledModel)
 
     def run(batch):
+        if compiled:
+            return model(batch)
         outputs = model(batch, training=False) if eager else model.predict_on_batch(batch)
         if isinstance(outputs, (list, tuple)):  # inference_model: [probabilities, unknown score]
             return probabilities(outputs[0]), np.asarray(outputs[1], dtype=float)[:, 0]
         return probabilities(outputs), None
 
     scores, unknown = run(images)
-    if tta:
-        mirror, mirror_unknown = run(import_tensorflow().reverse(images, axis=[2]))  # (N, height, width, 3): flip the width
+    if tta:  # (N, height, width, 3): flip the width
+        mirror, mirror_unknown = run(np.asarray(images)[:, :, ::-1] if compiled else import_tensorflow().reverse(images, axis=[2]))
         scores, unknown = (scores + mirror) / 2, None if unknown is None else (unknown + mirror_unknown) / 2
     return scores, unknown
 
@@ -204,7 +205,7 @@ def _label_compiled(model, paths, batch_size, tta, labels):
             good = [pixels for pixels in read_now if not isinstance(pixels, BadImage)]
             rows, unknown = [], []
             for first in range(0, len(good), batch_size):
-                scores, scores_unknown = model(np.stack(good[first:first + batch_size]).astype(np.float32), tta)
+                scores, scores_unknown = predict_batch(model, np.stack(good[first:first + batch_size]).astype(np.float32), tta)
                 rows += list(scores)
                 unknown += [None] * len(scores) if scores_unknown is None else list(scores_unknown)
             rows, unknown = iter(rows), iter(unknown)

@@ -14,12 +14,10 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-
-
 from . import artifacts, import_tensorflow
 from .config import TRAIN_DIR, RunConfig, UsageError
 from .data import check_layout, image_dataset, labelled_samples, split_off
-from .open_set import BANK_SIZE, MIN_HELD_OUT, feature_model, fit
+from .open_set import BANK_SIZE, MIN_HELD_OUT, feature_model, fit_after_training
 
 
 def fit_unknown(model_path, data_dir, batch_size):
@@ -40,12 +38,9 @@ def fit_unknown(model_path, data_dir, batch_size):
     training = random.Random(run.seed).sample(training, min(len(training), BANK_SIZE + MIN_HELD_OUT))
     print(f"Scoring {len(training)} training photos and the {len(validation)} validation photos of {data_dir} "
           f"with {model_path}...", file=sys.stderr, flush=True)
-    probabilities, features = feature_model(model).predict(image_dataset(training + validation, info.image_size, batch_size),
-                                                           verbose=0)
-    from .calibration import calibrate
-
-    scorer = fit(features[:len(training)], features[len(training):], run.seed)
-    temperature, before, after = calibrate(probabilities[len(training):], [sample.label for sample in validation])
+    outputs = feature_model(model).predict(image_dataset(training + validation, info.image_size, batch_size), verbose=0)
+    scorer, temperature, (before, after) = fit_after_training(outputs, len(training), [sample.label for sample in validation],
+                                                              run.seed)
     info = replace(info, open_set=scorer.settings(), bank=scorer.bank, temperature=temperature)
     with artifacts.atomic_path(model_path) as temporary:  # the earlier model.h5 stays whole until the new one is
         shutil.copyfile(model_path, temporary)

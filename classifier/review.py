@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .calibration import BINS
 from .pages import render
 from .prediction import coverage, probabilities
 
@@ -135,7 +136,7 @@ def plot_unsure(png_path, scores, truth):
 def plot_reliability(png_path, scores, truth):
     """The reliability diagram of the test photos: accuracy against confidence, bin by bin (the
     diagonal is a calibrated model), with each bin's share of the photos. Returns the ECE."""
-    from .calibration import BINS, expected_calibration_error, reliability
+    from .calibration import expected_calibration_error, reliability
     from .reports import _pyplot
     plt = _pyplot()
     ece = expected_calibration_error(scores, truth)
@@ -172,7 +173,7 @@ def append_to_summary(md_path, mistake_count, test_count, suspects, training_cou
              "| P | photos labelled | accuracy of those |", "| ---: | ---: | ---: |"]
     lines += [f"| {threshold:g} | {share:.1%} | {_percent(accuracy)} |" for threshold, share, accuracy in table]
     lines += ["", "![unsure](unsure.png)", "",
-              f"Confidences on Test_Set: expected calibration error {_percent(ece)} (15 bins; 0 is perfectly calibrated).", "",
+              f"Confidences on Test_Set: expected calibration error {_percent(ece)} ({BINS} bins; 0 is perfectly calibrated).", "",
               "![reliability](reliability.png)", ""]
     if flagged is not None:
         lines += [f"Labelled `unknown` by predict.py (not one of the classes), though all are: {flagged:.2%} of Test_Set.", ""]
@@ -244,7 +245,8 @@ def write_index(report_dir, facts, class_names, mistakes, test_count, suspects, 
         suspects=_table(("", "path", "folder", "model says", "confidence"), suspect_rows, numeric=(4,)),
         unsure_plot=_image(report_dir / "unsure.png", "share of photos labelled and their accuracy for each threshold P"),
         unsure_table=_table(("P", "photos labelled", "accuracy of those labelled"), unsure_rows, numeric=(0, 1, 2)),
-        ece=_percent(ece), reliability=_image(report_dir / "reliability.png", "reliability diagram: accuracy against confidence on Test_Set"),
+        ece=_percent(ece), bins=BINS,
+        reliability=_image(report_dir / "reliability.png", "reliability diagram: accuracy against confidence on Test_Set"),
         unknown="" if flagged is None else f"<p>The unknown score would label <strong>{flagged:.2%}</strong> of the test photos "
         "<em>unknown</em> (not one of the classes), though every one is: the price of answering <em>unknown</em> for photos of "
         "something else.</p>")

@@ -266,6 +266,4 @@ def _as_json(prediction):
 def warm_up(app, image_size):
     """One call before the first request, so the first user does not wait for TensorFlow's tracing
     (or LiteRT's first allocation)."""
-    model = app.state.batcher.model
-    images = np.zeros((1, image_size, image_size, 3), np.float32)
-    model(images) if isinstance(model, CompiledModel) else model.predict_on_batch(images)
+    predict_batch(app.state.batcher.model, np.zeros((1, image_size, image_size, 3), np.float32))  # as the Batcher calls it

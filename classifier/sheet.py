@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from .config import UsageError
 from .images import BadImage, open_image
+from .prediction import UNKNOWN
 
 LOW_CONFIDENCE = 0.7   # below this a label is marked as doubtful
 MAX_IMAGES = 500       # a bigger sheet would take gigabytes of memory; the first ones are drawn
@@ -19,7 +20,6 @@ THUMB, FRAME, GAP, CAPTION, HEADER = 176, 5, 14, 46, 52
 
 INK, MUTED, PAPER = (33, 33, 33), (117, 117, 117), (250, 250, 250)
 SURE, DOUBT, STRANGER = (46, 125, 50), (239, 108, 0), (84, 110, 122)
-UNKNOWN = "unknown"    # prediction.UNKNOWN: the label of a photo of none of the classes
 FORMATS = (".png", ".jpg", ".jpeg")
 
 

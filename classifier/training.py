@@ -260,18 +260,16 @@ def score_photos(run, model, fit, photos):
     """Test_Set, once; the training and validation photos from what fit cached (decoded photos, or a
     pretrained model's frozen features); and, fitted on those, the unknown scorer (open_set.fit) and
     the temperature (calibration.calibrate): both on the validation photos, never on Test_Set."""
-    from .calibration import calibrate, scaled
-    from .open_set import feature_model
-    from .open_set import fit as fit_scorer
+    from .calibration import scaled
+    from .open_set import feature_model, fit_after_training
 
-    training, features = feature_model(fit.model).predict(fit.all_training, verbose=0)
-    count = len(photos.train)
-    scorer = fit_scorer(features[:count], features[count:], run.config.seed)
-    temperature, *validation_ece = calibrate(training[count:], [sample.label for sample in photos.validation])
+    outputs = feature_model(fit.model).predict(fit.all_training, verbose=0)
+    scorer, temperature, validation_ece = fit_after_training(outputs, len(photos.train),
+                                                             [sample.label for sample in photos.validation], run.config.seed)
     test_photos = image_dataset(photos.test, run.config.image_size, run.batch_size)
     test, test_features = feature_model(model).predict(test_photos, verbose=0)
-    return Scores(scaled(test, temperature), scorer.scores(test_features), scaled(training, temperature), scorer,
-                  temperature, tuple(validation_ece))
+    return Scores(scaled(test, temperature), scorer.scores(test_features), scaled(outputs[0], temperature), scorer,
+                  temperature, validation_ece)
 
 
 def save_results(run, model, photos, scores, minutes):

@@ -60,6 +60,11 @@ def test_both_engines_give_the_same_labels_and_probabilities_on_a_thousand_photo
     np.testing.assert_allclose([row.probabilities for row in fast], [row.probabilities for row in slow], atol=1e-4)
     np.testing.assert_allclose([row.unknown_score for row in fast], [row.unknown_score for row in slow], atol=1e-4)
     assert {row.label for row in fast} == {"Cats", "Dogs", "unknown"}  # green photos are neither
+    mirrored = [list(predict_files(model, model_info, paths[:50], batch_size=32, tta=True))
+                for model, model_info in ((lite, info), (network, keras_info))]  # --tta: each photo and its mirror image
+    np.testing.assert_allclose(*([row.probabilities for row in rows] for rows in mirrored), atol=1e-4)
+    np.testing.assert_allclose(*([row.unknown_score for row in rows] for rows in mirrored), atol=1e-4)
+    assert not np.allclose([row.probabilities for row in mirrored[0]], [row.probabilities for row in fast[:50]], atol=1e-6)
 
 
 def test_the_area_resize_is_tensorflows(tmp_path):

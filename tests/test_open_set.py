@@ -11,7 +11,7 @@ from PIL import Image
 
 from conftest import COLOURS, THREE_COLOURS, make_dataset, make_photo
 
-from classifier import artifacts, calibration, import_tensorflow, open_set
+from classifier import artifacts, calibration, import_tensorflow, metadata, open_set
 from classifier.prediction import UNKNOWN, UNSURE, Prediction, inference_model
 
 SIZE = 32
@@ -287,3 +287,30 @@ def test_the_reliability_bins_count_every_photo_once():
     high = [row for row in rows if row[0] < 0.95 <= row[1]][0]
     assert high[2] == 1 and high[4] == 1.0
     assert calibration.expected_calibration_error(probabilities, [0, 1, 0, 1]) == pytest.approx((0.05 + 0.9 + 0.45 + 0.3) / 4)
+
+
+def test_fit_unknown_gives_an_older_model_its_score_without_touching_its_weights(trained, dataset, run, tmp_path):
+    """train_CNN.py --fit-unknown on a model.h5 written before the unknown score: the same split of its
+    Training_Set, a scorer that flags a photo of another colour and not one of its own; weights.h5 as it was."""
+    import shutil
+    from dataclasses import replace
+
+    import h5py
+
+    output, _ = trained
+    for name in ("model.h5", "weights.h5"):
+        shutil.copy2(output / name, tmp_path / name)
+    with h5py.File(tmp_path / "model.h5", "a") as file:  # as an earlier version wrote it: no score, no bank
+        del file[metadata.BANK_KEY]
+    replace(artifacts.ModelInfo.read(tmp_path / "model.h5"), open_set={}).write(tmp_path / "model.h5")
+    assert artifacts.ModelInfo.read(tmp_path / "model.h5").scorer is None
+    weights = (tmp_path / "weights.h5").read_bytes()
+    result = run("train_CNN.py", "--fit-unknown", "--model", tmp_path / "model.h5", "--data", dataset)
+    assert result.returncode == 0, result.stderr
+    assert "Saved the unknown score in" in result.stdout and (tmp_path / "weights.h5").read_bytes() == weights
+    scorer = artifacts.ModelInfo.read(tmp_path / "model.h5").scorer
+    assert scorer is not None and len(scorer.bank) > 0
+    own = make_photo(tmp_path / "own.jpg", COLOURS["Cats"], seed=77)
+    other = make_photo(tmp_path / "other.jpg", GREEN, seed=78)
+    labels = [line.split("\t")[1] for line in run("predict.py", "--model", tmp_path / "model.h5", own, other).stdout.splitlines()]
+    assert labels[1] == UNKNOWN and labels[0] != UNKNOWN
