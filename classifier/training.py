@@ -275,7 +275,6 @@ def score_photos(run, model, fit, photos):
 def save_results(run, model, photos, scores, minutes):
     """model.h5, weights.h5 and the reports; the checkpoint goes once they are written. Returns the Test_Set accuracy."""
     from .prediction import confusion_matrix
-    from .review import write_review
 
     config, class_names, batch_size, output = run.config, run.class_names, run.batch_size, run.output
     report_dir, log_path = run.reports, run.log
@@ -300,9 +299,7 @@ def save_results(run, model, photos, scores, minutes):
         "temperature": f"{scores.temperature:g} (validation ECE {scores.validation_ece[0]:.2%} before, {scores.validation_ece[1]:.2%} after)",
         "unknown score": f"above {scores.scorer.threshold:.4f}: {scores.scorer.flagged:.1%} of the validation photos flagged"
                          if scores.scorer.flagged is not None else f"above {scores.scorer.threshold:.4f}"}
-    reports.write_all(report_dir, log_path, confusion, class_names, facts)
-    write_review(report_dir, model, class_names, config.image_size, batch_size, photos.test, scores.test,  # mistakes, suspects, index.html
-                 photos.train + photos.validation, scores.training, facts, (scores.test_unknown, scores.scorer.threshold))
+    reports.write_report(report_dir, report_result(run, model, photos, scores, facts))
     kept = "the best validation epoch" if photos.validation else "the last epoch (nothing held out)"
     print(f"{TEST_DIR} accuracy: {accuracy:.2%} ({kept} kept; training took {minutes:.1f} min); "
           f"{np.mean(scores.test_unknown > scores.scorer.threshold):.1%} of its photos would be labelled unknown")
@@ -310,6 +307,25 @@ def save_results(run, model, photos, scores, minutes):
     print(f"Saved {output / MODEL_FILE} and {output / WEIGHTS_FILE}; reports in {report_dir}")
     print(f"Label photos with it: python predict.py PHOTOS --model {output / MODEL_FILE}")
     return accuracy
+
+
+def report_result(run, model, photos, scores, facts):
+    """What the report shows (reports.Result). The heatmaps of the mistakes are made here: Grad-CAM runs
+    the model, and the report only draws."""
+    from .heatmap import Explainer
+
+    mistakes = reports.disagreements(photos.test, scores.test)
+    shown = mistakes[:reports.MAX_MISTAKES]
+    if shown:  # each under the heatmap of the class it was wrongly put in
+        explainer, heatmaps = Explainer(model), []
+        for images, _ in image_dataset([mistake.sample for mistake in shown], run.config.image_size, run.batch_size):
+            heatmaps += explainer.heatmaps(images, [mistake.predicted for mistake in shown[len(heatmaps):len(heatmaps) + len(images)]])
+        for mistake, heatmap in zip(shown, heatmaps):
+            mistake.heatmap = heatmap
+    training = photos.train + photos.validation
+    flagged = float(np.mean(scores.test_unknown > scores.scorer.threshold)) if len(scores.test_unknown) else None
+    return reports.Result(run.class_names, run.log, facts, np.array([sample.label for sample in photos.test]), scores.test,
+                          mistakes, reports.disagreements(training, scores.training), len(training), flagged)
 
 
 def compile_saved(output):
