@@ -131,7 +131,7 @@ def label_images(args):
         for writer in writers:
             writer.close()
     if bad:
-        print(f"{labelled} images labelled, {bad} could not be read", file=sys.stderr)
+        print(f"{config.counted(labelled, 'image')} labelled, {bad} could not be read", file=sys.stderr)
     compile_for_next_time(model, info, args)
     return config.EXIT_SOME_INPUTS_BAD if bad else config.EXIT_OK
 
@@ -168,7 +168,7 @@ def evaluate(args):
     for unreadable in bad:
         print(f"error: {unreadable}", file=sys.stderr)
     if bad:
-        print(f"{len(bad)} files could not be read and were left out", file=sys.stderr)
+        print(f"{config.counted(len(bad), 'file')} could not be read and {'was' if len(bad) == 1 else 'were'} left out", file=sys.stderr)
     compile_for_next_time(model, info, args)
     return config.EXIT_SOME_INPUTS_BAD if bad else config.EXIT_OK
 
@@ -208,7 +208,7 @@ def unknown_report(predictions, right):
         return f"\nunknown: off ({why})"
     flagged = [prediction.unknown for prediction in predictions]
     kept = [correct for correct, unknown in zip(right, flagged) if not unknown]
-    return (f"\nunknown (score above {threshold:.4f}): {sum(flagged)} of {len(flagged)} images flagged ({np.mean(flagged):.2%}), "
+    return (f"\nunknown (score above {threshold:.4f}): {sum(flagged)} of {config.counted(len(flagged), 'image')} flagged ({np.mean(flagged):.2%}), "
             f"though all are of the model's classes; accuracy above counts their most probable class "
             f"(on the {len(kept)} not flagged: {np.mean(kept) if kept else float('nan'):.2%})")
 

@@ -40,6 +40,11 @@ TRAINING_INTERRUPTED = ("Interrupted: no model file was changed; run again with 
                         "last finished epoch.")
 
 
+def counted(number, noun):
+    """'1 photo', '3 photos': a count and its noun, singular for one."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def short_path(path):
     """runs/cnn rather than /home/me/project/runs/cnn when the user is in the project folder."""
     relative = os.path.relpath(path)

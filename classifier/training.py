@@ -23,7 +23,7 @@ from . import artifacts, import_tensorflow, reports
 import_tensorflow()  # this module runs a training: TensorFlow it needs, with its start-up lines hidden
 import keras  # noqa: E402
 from .config import (CHECKPOINT_DIR, DEFAULT_ARCH, EXIT_INTERRUPTED, MODEL_FILE, TEST_DIR, TRAIN_DIR, WEIGHTS_FILE,
-                     TRAINING_INTERRUPTED, UsageError)
+                     TRAINING_INTERRUPTED, UsageError, counted)
 from .check import quick_check
 from .data import batches, check_layout, decoded_photos, image_dataset, labelled_samples, split_off
 from .distribute import global_batch_size, make_strategy, shard, writable_output
@@ -158,9 +158,9 @@ def load_photos(config, class_names):
     train_samples, val_samples = split_off(samples, config.val_split, config.seed)
     test_samples, skipped_test = labelled_samples(Path(config.data, TEST_DIR), class_names, config.image_size)
     if skipped or skipped_test:
-        print(f"Skipped {skipped + skipped_test} unreadable files ({skipped} in {TRAIN_DIR}, {skipped_test} in {TEST_DIR}).")
-    print(f"{TRAIN_DIR}: {len(train_samples)} images for training, {len(val_samples)} held out for validation; "
-          f"{TEST_DIR}: {len(test_samples)} images; classes: " + ", ".join(f"{name} ({index})" for index, name in enumerate(class_names)))
+        print(f"Skipped {counted(skipped + skipped_test, 'unreadable file')} ({skipped} in {TRAIN_DIR}, {skipped_test} in {TEST_DIR}).")
+    print(f"{TRAIN_DIR}: {counted(len(train_samples), 'image')} for training, {len(val_samples)} held out for validation; "
+          f"{TEST_DIR}: {counted(len(test_samples), 'image')}; classes: " + ", ".join(f"{name} ({index})" for index, name in enumerate(class_names)))
     quick_check(samples, test_samples, class_names, config.image_size)  # leakage, imbalance, tiny photos: a warning line each
     return Photos(train_samples, val_samples, test_samples, skipped, skipped_test)
 
@@ -201,8 +201,8 @@ def data_for_fit(run, model, photos):
 
     with run.strategy.scope():
         frozen, top = split_frozen(model)
-    print(f"Running the frozen blocks of the backbone once over the {len(photos.train)} training photos and their mirror "
-          f"images, and the {len(photos.validation)} validation photos; each epoch then trains only the top...", flush=True)
+    print(f"Running the frozen blocks of the backbone once over the {counted(len(photos.train), 'training photo')} and their "
+          f"mirror images, and the {counted(len(photos.validation), 'validation photo')}; each epoch then trains only the top...", flush=True)
     verbose = 1 if os.isatty(1) else 2
     train = frozen_features(frozen, photos.train, config.image_size, batch_size, mirrors=True, verbose=verbose)
     validation = frozen_features(frozen, photos.validation, config.image_size, batch_size, mirrors=False, verbose=verbose)
@@ -289,9 +289,9 @@ def save_results(run, model, photos, scores, minutes):
     compile_saved(output)
     shutil.rmtree(run.checkpoint, ignore_errors=True)
     facts = {
-        TRAIN_DIR: f"{len(photos.train)} images for training, {len(photos.validation)} for validation "
+        TRAIN_DIR: f"{counted(len(photos.train), 'image')} for training, {len(photos.validation)} for validation "
                    f"({photos.skipped_train} unreadable skipped)",
-        TEST_DIR: f"{len(photos.test)} images ({photos.skipped_test} unreadable skipped)",
+        TEST_DIR: f"{counted(len(photos.test), 'image')} ({photos.skipped_test} unreadable skipped)",
         "classes": ", ".join(class_names), "model": f"{config.arch}, {model.count_params():,} parameters",
         "image size": f"{config.image_size}x{config.image_size} px", "batch size": batch_size, "epochs asked": config.epochs,
         "validation share": config.val_split, "learning rate": config.learning_rate, "seed": config.seed,

@@ -182,7 +182,7 @@ def test_every_picture_of_the_page_loads_in_a_real_browser(reports):
 
 
 def test_the_planted_mislabel_is_the_first_suspect_and_the_planted_mistake_is_drawn(reports):
-    from classifier.sheet import CAPTION, FRAME, GAP, HEADER, PAPER, THUMB
+    from classifier.sheet import CAPTION, FRAME, GAP, HEADER, LINE, PAPER, THUMB
     with open(reports / "suspects.csv", newline="") as file:
         rows = list(csv.DictReader(file))
     # The cat in Dogs/ first (0.86 when written), then the in-between photo (0.79); no other training photo.
@@ -199,7 +199,8 @@ def test_the_planted_mislabel_is_the_first_suspect_and_the_planted_mistake_is_dr
     assert re.search(r"really-a-dog\.jpg</span></td><td[^>]*>Cats</td><td[^>]*>Dogs</td>", mistakes), mistakes[-600:]
     with Image.open(reports / "mistakes.png") as sheet:
         pixels = np.asarray(sheet.convert("RGB"), dtype=float)
-    # One row of one thumbnail, under the header; the thumbnail is the photo, not the paper or the grey stand-in.
-    assert pixels.shape[0] == HEADER + THUMB + 2 * FRAME + CAPTION + GAP + GAP, pixels.shape
+    # One row of one thumbnail, under the header, captioned on two lines (the class the model chose, then
+    # the photo's); the thumbnail is the photo, not the paper or the grey stand-in.
+    assert pixels.shape[0] == HEADER + THUMB + 2 * FRAME + CAPTION + LINE + GAP + GAP, pixels.shape
     cell = pixels[HEADER + FRAME:HEADER + FRAME + THUMB, GAP + FRAME:GAP + FRAME + THUMB]
     assert np.abs(cell.mean(axis=(0, 1)) - PAPER).max() > 40 and np.abs(cell.mean(axis=(0, 1)) - 200).max() > 20, cell.mean(axis=(0, 1))

@@ -3,6 +3,7 @@ with matplotlib (headless Agg backend), and mistakes.png, a contact sheet (sheet
 import numpy as np
 
 from ..calibration import BINS, reliability
+from ..config import counted
 from . import MAX_MISTAKES, best_epoch, read_log, unsure_table
 
 LABEL_INCHES_PER_CHARACTER = 0.09   # about a character of a tick label at matplotlib's default 10 pt
@@ -75,15 +76,16 @@ def draw_mistakes(png_path, result, limit=MAX_MISTAKES):
     shown, names = result.mistakes[:limit], result.class_names
     rows = [(mistake.sample.path, mistake_caption(mistake, names), mistake.confidence, mistake.heatmap) for mistake in shown]
     count, total = len(result.mistakes), result.test_count
-    title = (f"{count} of {total} test photos wrong" + (f"; the {len(shown)} most confident" if len(shown) < count else "")
-             if count else f"no mistakes on the {total} test {'photo' if total == 1 else 'photos'}")
+    title = (f"{count} of {counted(total, 'test photo')} wrong" + (f"; the {len(shown)} most confident" if len(shown) < count else "")
+             if count else f"no mistakes on the {counted(total, 'test photo')}")
     make_sheet(rows, png_path, title=title)
     return png_path
 
 
 def mistake_caption(mistake, class_names):
-    """What the model said and what the photo is: both in full (sheet.py wraps a long caption)."""
-    return f"{class_names[mistake.predicted]}, is {class_names[mistake.sample.label]}"
+    """What the model said (beside its confidence), and under it what the photo is: both in full, as
+    sheet.py wraps a long name rather than cut it."""
+    return f"{class_names[mistake.predicted]}\nis {class_names[mistake.sample.label]}"
 
 
 def plot_unsure(png_path, scores, truth):
