@@ -48,7 +48,7 @@ def parse_args(argv=None):
     parser.add_argument("--tta", action="store_true", help="test-time augmentation: average each photo's prediction with "
                         "its mirror image's (twice the time); for labelling and --evaluate")
     parser.add_argument("--unsure-below", type=float, metavar="P", default=0.0,
-                        help="label a photo 'unsure' when its confidence is below P (0 to 1; with N classes, useful above 1/N; "
+                        help=f"label a photo 'unsure' when its confidence is below P ({config.UNSURE_RANGE}; with N classes, useful above 1/N; "
                              "--evaluate says what P buys)")
     parser.add_argument("--unknown-above", type=float, metavar="D", default=None,
                         help="label a photo 'unknown' when its unknown score is above D (0-2; default: the threshold stored "
@@ -68,7 +68,7 @@ def parse_args(argv=None):
     if args.batch_size < 1:
         parser.error("--batch-size must be at least 1")
     if not 0 <= args.unsure_below <= 1:
-        parser.error("--unsure-below takes a confidence between 0 and 1, such as --unsure-below 0.9")
+        parser.error(f"--unsure-below takes a confidence {config.UNSURE_RANGE}, such as --unsure-below 0.9")
     if args.unknown_above is not None and not 0 <= args.unknown_above <= 2:
         parser.error("--unknown-above takes a score between 0 and 2, such as --unknown-above 0.5")
     if args.unknown_above is not None and args.no_unknown:

@@ -31,6 +31,9 @@ IMAGE_EXTENSIONS = (".avif", ".bmp", ".gif", ".heic", ".heif", ".jpeg", ".jpg", 
 # is shrunk the way the training photos were: an area average.
 INTERPOLATION = "area"
 
+# --unsure-below's range, in the words of predict.py's and serve.py's --help and of their error.
+UNSURE_RANGE = "from 0 to 1"
+
 # Exit codes, documented in the README.
 EXIT_OK = 0
 EXIT_SOME_INPUTS_BAD = 1
