@@ -48,7 +48,7 @@ def parse_args(argv=None):
     parser.add_argument("--tta", action="store_true", help="test-time augmentation: average each photo's prediction with "
                         "its mirror image's (twice the time); for labelling and --evaluate")
     parser.add_argument("--unsure-below", type=float, metavar="P", default=0.0,
-                        help="label a photo 'unsure' when its confidence is below P (0 to 1; with N classes, useful above 1/N; "
+                        help=f"label a photo 'unsure' when its confidence is below P ({config.UNSURE_RANGE}; with N classes, useful above 1/N; "
                              "--evaluate says what P buys)")
     parser.add_argument("--unknown-above", type=float, metavar="D", default=None,
                         help="label a photo 'unknown' when its unknown score is above D (0-2; default: the threshold stored "
@@ -68,7 +68,7 @@ def parse_args(argv=None):
     if args.batch_size < 1:
         parser.error("--batch-size must be at least 1")
     if not 0 <= args.unsure_below <= 1:
-        parser.error("--unsure-below takes a confidence between 0 and 1, such as --unsure-below 0.9")
+        parser.error(f"--unsure-below takes a confidence {config.UNSURE_RANGE}, such as --unsure-below 0.9")
     if args.unknown_above is not None and not 0 <= args.unknown_above <= 2:
         parser.error("--unknown-above takes a score between 0 and 2, such as --unknown-above 0.5")
     if args.unknown_above is not None and args.no_unknown:
@@ -131,7 +131,7 @@ def label_images(args):
         for writer in writers:
             writer.close()
     if bad:
-        print(f"{labelled} images labelled, {bad} could not be read", file=sys.stderr)
+        print(f"{config.counted(labelled, 'image')} labelled, {bad} could not be read", file=sys.stderr)
     compile_for_next_time(model, info, args)
     return config.EXIT_SOME_INPUTS_BAD if bad else config.EXIT_OK
 
@@ -168,7 +168,7 @@ def evaluate(args):
     for unreadable in bad:
         print(f"error: {unreadable}", file=sys.stderr)
     if bad:
-        print(f"{len(bad)} files could not be read and were left out", file=sys.stderr)
+        print(f"{config.counted(len(bad), 'file')} could not be read and {'was' if len(bad) == 1 else 'were'} left out", file=sys.stderr)
     compile_for_next_time(model, info, args)
     return config.EXIT_SOME_INPUTS_BAD if bad else config.EXIT_OK
 
@@ -208,7 +208,7 @@ def unknown_report(predictions, right):
         return f"\nunknown: off ({why})"
     flagged = [prediction.unknown for prediction in predictions]
     kept = [correct for correct, unknown in zip(right, flagged) if not unknown]
-    return (f"\nunknown (score above {threshold:.4f}): {sum(flagged)} of {len(flagged)} images flagged ({np.mean(flagged):.2%}), "
+    return (f"\nunknown (score above {threshold:.4f}): {sum(flagged)} of {config.counted(len(flagged), 'image')} flagged ({np.mean(flagged):.2%}), "
             f"though all are of the model's classes; accuracy above counts their most probable class "
             f"(on the {len(kept)} not flagged: {np.mean(kept) if kept else float('nan'):.2%})")
 

@@ -25,6 +25,8 @@ import sys
 
 from classifier import config
 
+STOP_SECONDS = 5  # Ctrl-C or SIGTERM waits this long at most for the requests under way: the docstring and README say it
+
 
 def parse_args(argv=None):
     from classifier.server import MB, Limits
@@ -44,8 +46,8 @@ def parse_args(argv=None):
     parser.add_argument("--max-files", type=int, metavar="N", default=limits.max_files,
                         help="most photos in one request (default: %(default)s)")
     parser.add_argument("--unsure-below", type=float, metavar="P", default=0.0,
-                        help="label a photo 'unsure' when its confidence is below P, as predict.py does (0-1; default: "
-                             "never, and the page marks a label under 70%% confidence)")
+                        help=f"label a photo 'unsure' when its confidence is below P, as predict.py does ({config.UNSURE_RANGE}; "
+                             "default: never, and the page marks a label under 70%% confidence)")
     parser.add_argument("--batch-size", type=int, metavar="N", default=config.BATCH_SIZE,
                         help="most photos per model call, from all requests together (default: %(default)s)")
     parser.add_argument("--no-compiled", dest="compiled", action="store_false",
@@ -62,7 +64,7 @@ def parse_args(argv=None):
     if not 0 <= args.port <= 65535:  # else socket raises OverflowError, or blames --host
         parser.error(f"--port {args.port}: a port is a number from 1 to 65535 (0 picks a free one)")
     if not 0 <= args.unsure_below <= 1:
-        parser.error("--unsure-below takes a confidence between 0 and 1, such as --unsure-below 0.9")
+        parser.error(f"--unsure-below takes a confidence {config.UNSURE_RANGE}, such as --unsure-below 0.9")
     return args
 
 
@@ -92,8 +94,8 @@ def serve(args):
         app = create_app(model, info, limits, args.batch_size, args.batch_wait_ms / 1000, model_file=args.model,
                          unsure_below=args.unsure_below)
         warm_up(app, info.image_size)
-        server = uvicorn.Server(uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=5))
-        # uvicorn answers Ctrl-C and SIGTERM by finishing the requests under way (5 s at most), then sends
+        server = uvicorn.Server(uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=STOP_SECONDS))
+        # uvicorn answers Ctrl-C and SIGTERM by finishing the requests under way (STOP_SECONDS at most), then sends
         # itself the signal again with the handlers it found, which by default would kill the process
         # (exit -15). These handlers make that a normal exit 0; a signal that comes before uvicorn's own
         # handlers are in place stops the server as soon as it has started.

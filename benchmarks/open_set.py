@@ -62,9 +62,9 @@ def cost(model, info, count=64, repeats=5):
 
 
 def draw(path, curves, threshold_points):
-    from classifier.reports import _pyplot
+    from classifier.reports.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(6.4, 4.4))
     for label, (real, other) in curves.items():
         axis.plot(100 * real, 100 * other, label=label)

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .config import TEST_DIR, TRAIN_DIR
+from .config import TEST_DIR, TRAIN_DIR, counted
 from .data import check_layout
 from .images import BadImage, find_images, open_file, open_image, rgb_pixels
 
@@ -159,11 +159,13 @@ def quick_check(train_samples, test_samples, class_names, image_size):
         lines.append(line)
     shared = {copy.path for first, copy in exact_pairs(photos) if first.split != copy.split}
     if shared:
-        lines.append(f"{len(shared)} {TEST_DIR} photos are exact copies of {TRAIN_DIR} photos, so the test score is "
+        copies = f"is an exact copy of a {TRAIN_DIR} photo" if len(shared) == 1 else f"are exact copies of {TRAIN_DIR} photos"
+        lines.append(f"{counted(len(shared), TEST_DIR + ' photo')} {copies}, so the test score is "
                      "too high; `python train_CNN.py --check` with the same --data lists them")
     small = tiny(photos, image_size)
     if small:
-        lines.append(f"{len(small)} photos are smaller than {image_size // 2} px on a side (the model sees them "
+        are = "is" if len(small) == 1 else "are"
+        lines.append(f"{counted(len(small), 'photo')} {are} smaller than {image_size // 2} px on a side (the model sees them "
                      f"blown up), such as {small[0].path}")
     for line in lines:
         print(f"warning: {line}", file=sys.stderr)
@@ -185,10 +187,10 @@ def check_dataset(data_dir, image_size):
     started = time.time()
     class_names = check_layout(data_dir)
     photos = scan(data_dir, class_names)
-    print(f"Checking {len(photos)} photos in {data_dir}...", file=sys.stderr)
+    print(f"Checking {counted(len(photos), 'photo')} in {data_dir}...", file=sys.stderr)
     photos = parallel(inspect, photos)
     report, problems = findings(photos, class_names, image_size, Path(data_dir))
-    print(f"Checked {len(photos)} photos of {data_dir} in {time.time() - started:.0f} s "
+    print(f"Checked {counted(len(photos), 'photo')} of {data_dir} in {time.time() - started:.0f} s "
           f"(model input {image_size}x{image_size} px)")
     print("\n".join(report))
     print(f"Result: {problems} {'problem' if problems == 1 else 'problems'} (exit 1)" if problems else
@@ -221,7 +223,7 @@ def findings(photos, class_names, image_size, root):
 
     bad = [photo for photo in photos if photo.error is not None]
     if bad:
-        finding("note", f"{len(bad)} unreadable files, which training skips:", [f"{name(p)}: {p.error.reason}" for p in bad])
+        finding("note", f"{counted(len(bad), 'unreadable file')}, which training skips:", [f"{name(p)}: {p.error.reason}" for p in bad])
     photos = [photo for photo in photos if photo.error is None]
     near = [(photos[i], photos[j]) for i, j in near_pairs([photo.phash for photo in photos])
             if photos[i].digest != photos[j].digest]  # the same bytes count as exact copies
@@ -230,18 +232,19 @@ def findings(photos, class_names, image_size, root):
         shared = [pair for pair in pairs if pair[0].split != pair[1].split]
         if shared:
             test_photos = {photo.path for pair in shared for photo in pair if photo.split == TEST_DIR}
-            finding("PROBLEM", f"{len(test_photos)} {TEST_DIR} photos have {what} in {TRAIN_DIR}: the test score counts "
-                               "them as new photos; delete them from one set:", [pair_line(pair) for pair in shared])
+            have = f"{counted(len(test_photos), TEST_DIR + ' photo')} {'has' if len(test_photos) == 1 else 'have'}"
+            finding("PROBLEM", f"{have} {what} in {TRAIN_DIR}: the test score counts them as new photos; delete them from one set:",
+                    [pair_line(pair) for pair in shared])
             problems += 1
         else:
             finding("ok", f"no {kind} copies shared by {TRAIN_DIR} and {TEST_DIR}")
         within = [pair for pair in pairs if pair[0].split == pair[1].split]
         if within:
-            finding("note", f"{len(within)} pairs of {what} within a set (a photo counted twice; one held out for "
+            finding("note", f"{counted(len(within), 'pair')} of {what} within a set (a photo counted twice; one held out for "
                             "validation inflates it):", [pair_line(pair) for pair in within])
 
     small = tiny(photos, image_size)
     if small:
-        finding("note", f"{len(small)} photos smaller than {image_size // 2} px on a side, which the model sees blown up:",
+        finding("note", f"{counted(len(small), 'photo')} smaller than {image_size // 2} px on a side, which the model sees blown up:",
                 [f"{name(photo)}: {photo.size[0]}x{photo.size[1]}" for photo in small])
     return lines, problems

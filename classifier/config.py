@@ -31,6 +31,9 @@ IMAGE_EXTENSIONS = (".avif", ".bmp", ".gif", ".heic", ".heif", ".jpeg", ".jpg", 
 # is shrunk the way the training photos were: an area average.
 INTERPOLATION = "area"
 
+# --unsure-below's range, in the words of predict.py's and serve.py's --help and of their error.
+UNSURE_RANGE = "from 0 to 1"
+
 # Exit codes, documented in the README.
 EXIT_OK = 0
 EXIT_SOME_INPUTS_BAD = 1
@@ -38,6 +41,11 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 TRAINING_INTERRUPTED = ("Interrupted: no model file was changed; run again with --resume to continue from the "
                         "last finished epoch.")
+
+
+def counted(number, noun):
+    """'1 photo', '3 photos': a count and its noun, singular for one."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def short_path(path):

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import artifacts, import_tensorflow
 from .compiled import CompiledModel, load_fresh, read_for_model
-from .config import UsageError
+from .config import UsageError, counted
 from .data import Sample, class_folders, image_dataset
 from .images import BadImage, check_images, find_images
 
@@ -265,7 +265,7 @@ def format_report(confusion, class_names):
     """Accuracy, per-class precision and recall, and the confusion matrix, as text."""
     total = confusion.sum()
     width = max(12, *(len(name) + 2 for name in class_names))
-    lines = [f"accuracy: {np.trace(confusion) / max(1, total):.2%} on {total} images", "",
+    lines = [f"accuracy: {np.trace(confusion) / max(1, total):.2%} on {counted(total, 'image')}", "",
              f"{'class':<{width}}{'precision':>10}{'recall':>10}{'images':>8}"]
     for index, name in enumerate(class_names):
         precision = confusion[index, index] / max(1, confusion[:, index].sum())

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import artifacts, import_tensorflow
-from .config import TRAIN_DIR, RunConfig, UsageError
+from .config import TRAIN_DIR, RunConfig, UsageError, counted
 from .data import check_layout, image_dataset, labelled_samples, split_off
 from .open_set import BANK_SIZE, MIN_HELD_OUT, feature_model, fit_after_training
 
@@ -36,7 +36,7 @@ def fit_unknown(model_path, data_dir, batch_size):
     # The bank is a sample of BANK_SIZE training photos; a few more are scored as new photos when
     # little is held out (open_set.fit). Features of the other training photos would not be used.
     training = random.Random(run.seed).sample(training, min(len(training), BANK_SIZE + MIN_HELD_OUT))
-    print(f"Scoring {len(training)} training photos and the {len(validation)} validation photos of {data_dir} "
+    print(f"Scoring {counted(len(training), 'training photo')} and the {counted(len(validation), 'validation photo')} of {data_dir} "
           f"with {model_path}...", file=sys.stderr, flush=True)
     outputs = feature_model(model).predict(image_dataset(training + validation, info.image_size, batch_size), verbose=0)
     scorer, temperature, (before, after) = fit_after_training(outputs, len(training), [sample.label for sample in validation],

@@ -23,7 +23,7 @@ from . import artifacts, import_tensorflow, reports
 import_tensorflow()  # this module runs a training: TensorFlow it needs, with its start-up lines hidden
 import keras  # noqa: E402
 from .config import (CHECKPOINT_DIR, DEFAULT_ARCH, EXIT_INTERRUPTED, MODEL_FILE, TEST_DIR, TRAIN_DIR, WEIGHTS_FILE,
-                     TRAINING_INTERRUPTED, UsageError)
+                     TRAINING_INTERRUPTED, UsageError, counted)
 from .check import quick_check
 from .data import batches, check_layout, decoded_photos, image_dataset, labelled_samples, split_off
 from .distribute import global_batch_size, make_strategy, shard, writable_output
@@ -158,9 +158,9 @@ def load_photos(config, class_names):
     train_samples, val_samples = split_off(samples, config.val_split, config.seed)
     test_samples, skipped_test = labelled_samples(Path(config.data, TEST_DIR), class_names, config.image_size)
     if skipped or skipped_test:
-        print(f"Skipped {skipped + skipped_test} unreadable files ({skipped} in {TRAIN_DIR}, {skipped_test} in {TEST_DIR}).")
-    print(f"{TRAIN_DIR}: {len(train_samples)} images for training, {len(val_samples)} held out for validation; "
-          f"{TEST_DIR}: {len(test_samples)} images; classes: " + ", ".join(f"{name} ({index})" for index, name in enumerate(class_names)))
+        print(f"Skipped {counted(skipped + skipped_test, 'unreadable file')} ({skipped} in {TRAIN_DIR}, {skipped_test} in {TEST_DIR}).")
+    print(f"{TRAIN_DIR}: {counted(len(train_samples), 'image')} for training, {len(val_samples)} held out for validation; "
+          f"{TEST_DIR}: {counted(len(test_samples), 'image')}; classes: " + ", ".join(f"{name} ({index})" for index, name in enumerate(class_names)))
     quick_check(samples, test_samples, class_names, config.image_size)  # leakage, imbalance, tiny photos: a warning line each
     return Photos(train_samples, val_samples, test_samples, skipped, skipped_test)
 
@@ -201,8 +201,8 @@ def data_for_fit(run, model, photos):
 
     with run.strategy.scope():
         frozen, top = split_frozen(model)
-    print(f"Running the frozen blocks of the backbone once over the {len(photos.train)} training photos and their mirror "
-          f"images, and the {len(photos.validation)} validation photos; each epoch then trains only the top...", flush=True)
+    print(f"Running the frozen blocks of the backbone once over the {counted(len(photos.train), 'training photo')} and their "
+          f"mirror images, and the {counted(len(photos.validation), 'validation photo')}; each epoch then trains only the top...", flush=True)
     verbose = 1 if os.isatty(1) else 2
     train = frozen_features(frozen, photos.train, config.image_size, batch_size, mirrors=True, verbose=verbose)
     validation = frozen_features(frozen, photos.validation, config.image_size, batch_size, mirrors=False, verbose=verbose)
@@ -275,7 +275,6 @@ def score_photos(run, model, fit, photos):
 def save_results(run, model, photos, scores, minutes):
     """model.h5, weights.h5 and the reports; the checkpoint goes once they are written. Returns the Test_Set accuracy."""
     from .prediction import confusion_matrix
-    from .review import write_review
 
     config, class_names, batch_size, output = run.config, run.class_names, run.batch_size, run.output
     report_dir, log_path = run.reports, run.log
@@ -290,9 +289,9 @@ def save_results(run, model, photos, scores, minutes):
     compile_saved(output)
     shutil.rmtree(run.checkpoint, ignore_errors=True)
     facts = {
-        TRAIN_DIR: f"{len(photos.train)} images for training, {len(photos.validation)} for validation "
+        TRAIN_DIR: f"{counted(len(photos.train), 'image')} for training, {len(photos.validation)} for validation "
                    f"({photos.skipped_train} unreadable skipped)",
-        TEST_DIR: f"{len(photos.test)} images ({photos.skipped_test} unreadable skipped)",
+        TEST_DIR: f"{counted(len(photos.test), 'image')} ({photos.skipped_test} unreadable skipped)",
         "classes": ", ".join(class_names), "model": f"{config.arch}, {model.count_params():,} parameters",
         "image size": f"{config.image_size}x{config.image_size} px", "batch size": batch_size, "epochs asked": config.epochs,
         "validation share": config.val_split, "learning rate": config.learning_rate, "seed": config.seed,
@@ -300,9 +299,7 @@ def save_results(run, model, photos, scores, minutes):
         "temperature": f"{scores.temperature:g} (validation ECE {scores.validation_ece[0]:.2%} before, {scores.validation_ece[1]:.2%} after)",
         "unknown score": f"above {scores.scorer.threshold:.4f}: {scores.scorer.flagged:.1%} of the validation photos flagged"
                          if scores.scorer.flagged is not None else f"above {scores.scorer.threshold:.4f}"}
-    reports.write_all(report_dir, log_path, confusion, class_names, facts)
-    write_review(report_dir, model, class_names, config.image_size, batch_size, photos.test, scores.test,  # mistakes, suspects, index.html
-                 photos.train + photos.validation, scores.training, facts, (scores.test_unknown, scores.scorer.threshold))
+    reports.write_report(report_dir, report_result(run, model, photos, scores, facts))
     kept = "the best validation epoch" if photos.validation else "the last epoch (nothing held out)"
     print(f"{TEST_DIR} accuracy: {accuracy:.2%} ({kept} kept; training took {minutes:.1f} min); "
           f"{np.mean(scores.test_unknown > scores.scorer.threshold):.1%} of its photos would be labelled unknown")
@@ -310,6 +307,25 @@ def save_results(run, model, photos, scores, minutes):
     print(f"Saved {output / MODEL_FILE} and {output / WEIGHTS_FILE}; reports in {report_dir}")
     print(f"Label photos with it: python predict.py PHOTOS --model {output / MODEL_FILE}")
     return accuracy
+
+
+def report_result(run, model, photos, scores, facts):
+    """What the report shows (reports.Result). The heatmaps of the mistakes are made here: Grad-CAM runs
+    the model, and the report only draws."""
+    from .heatmap import Explainer
+
+    mistakes = reports.disagreements(photos.test, scores.test)
+    shown = mistakes[:reports.MAX_MISTAKES]
+    if shown:  # each under the heatmap of the class it was wrongly put in
+        explainer, heatmaps = Explainer(model), []
+        for images, _ in image_dataset([mistake.sample for mistake in shown], run.config.image_size, run.batch_size):
+            heatmaps += explainer.heatmaps(images, [mistake.predicted for mistake in shown[len(heatmaps):len(heatmaps) + len(images)]])
+        for mistake, heatmap in zip(shown, heatmaps):
+            mistake.heatmap = heatmap
+    training = photos.train + photos.validation
+    flagged = float(np.mean(scores.test_unknown > scores.scorer.threshold)) if len(scores.test_unknown) else None
+    return reports.Result(run.class_names, run.log, facts, np.array([sample.label for sample in photos.test]), scores.test,
+                          mistakes, reports.disagreements(training, scores.training), len(training), flagged)
 
 
 def compile_saved(output):

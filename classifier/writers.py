@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from .config import UsageError
+from .config import UsageError, counted
 
 HEADER = ("path", "label", "confidence", "unknown_score")
 
@@ -95,7 +95,7 @@ class Sheet:
         if self.rows:
             from .sheet import LOW_CONFIDENCE, make_sheet
             count = make_sheet(self.rows, self.path, doubt_below=self.unsure_below or LOW_CONFIDENCE)
-            print(f"contact sheet of {count} images: {self.path}", file=sys.stderr)
+            print(f"contact sheet of {counted(count, 'image')}: {self.path}", file=sys.stderr)
 
 
 class Heatmaps:
@@ -135,7 +135,7 @@ class Heatmaps:
 
     def close(self):
         if self.count:
-            print(f"heatmaps of {self.count} images: {self.folder}", file=sys.stderr)
+            print(f"heatmaps of {counted(self.count, 'image')}: {self.folder}", file=sys.stderr)
 
 
 WRITERS = {"lines": Lines, "json": Json, "csv": Csv, "sheet": Sheet, "heatmaps": Heatmaps}

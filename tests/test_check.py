@@ -53,7 +53,7 @@ def test_a_test_photo_copied_from_training_is_a_problem(tmp_path, check):
     shutil.copy(data / "Training_Set/Cats/cats.2.jpg", data / "Test_Set/Cats/copy.jpg")
     code, lines, _ = check(data)
     assert code == 1 and lines[-1] == "Result: 1 problem (exit 1)", lines
-    line = finding(lines, "PROBLEM: 1 Test_Set photos have exact copies in Training_Set")
+    line = finding(lines, "PROBLEM: 1 Test_Set photo has exact copies in Training_Set")
     assert lines[lines.index(line) + 1] == "  Test_Set/Cats/copy.jpg = Training_Set/Cats/cats.2.jpg"
 
 
@@ -63,7 +63,7 @@ def test_a_test_photo_resized_and_recompressed_from_training_is_a_near_copy(tmp_
         image.resize((96, 80)).save(data / "Test_Set/Cats/bigger.png")  # another size, format and class
     code, lines, _ = check(data)
     assert code == 1, lines
-    line = finding(lines, "PROBLEM: 1 Test_Set photos have near copies")
+    line = finding(lines, "PROBLEM: 1 Test_Set photo has near copies")
     assert lines[lines.index(line) + 1] == "  Test_Set/Cats/bigger.png = Training_Set/Dogs/dogs.1.jpg  (labelled differently!)"
 
 
@@ -74,11 +74,11 @@ def test_copies_within_a_set_unreadable_files_and_tiny_photos_are_notes(tmp_path
     make_photo(data / "Test_Set/Dogs/thumb.jpg", COLOURS["Dogs"], size=(12, 10), seed=99)
     code, lines, _ = check(data)
     assert code == 0, lines
-    assert finding(lines, "note: 1 unreadable files, which training skips:")
+    assert finding(lines, "note: 1 unreadable file, which training skips:")
     assert "  Training_Set/Dogs/empty.jpg: empty file (0 bytes)" in lines
-    assert finding(lines, "note: 1 pairs of exact copies within a set")
+    assert finding(lines, "note: 1 pair of exact copies within a set")
     assert "  Training_Set/Cats/again.jpg = Training_Set/Cats/cats.0.jpg" in lines
-    assert finding(lines, f"note: 1 photos smaller than {IMAGE_SIZE // 2} px on a side")
+    assert finding(lines, f"note: 1 photo smaller than {IMAGE_SIZE // 2} px on a side")
     assert "  Test_Set/Dogs/thumb.jpg: 12x10" in lines
 
 
@@ -134,9 +134,9 @@ def test_quick_check_warns_of_leakage_imbalance_and_tiny_photos_in_a_line_each(t
     lines = quick_check(samples_of(data, "Training_Set"), samples_of(data, "Test_Set"), list(COLOURS), IMAGE_SIZE)
     assert capsys.readouterr().err.splitlines() == [f"warning: {line}" for line in lines] and len(lines) == 3
     assert lines[0].startswith("Training_Set is imbalanced: Cats 2, Dogs 8 (4.0:1)")
-    assert lines[1] == ("1 Test_Set photos are exact copies of Training_Set photos, so the test score is too high; "
+    assert lines[1] == ("1 Test_Set photo is an exact copy of a Training_Set photo, so the test score is too high; "
                         "`python train_CNN.py --check` with the same --data lists them")
-    assert lines[2].startswith(f"1 photos are smaller than {IMAGE_SIZE // 2} px on a side")
+    assert lines[2].startswith(f"1 photo is smaller than {IMAGE_SIZE // 2} px on a side")
 
 
 def test_every_training_run_starts_with_the_short_form(tmp_path, run):
@@ -145,7 +145,7 @@ def test_every_training_run_starts_with_the_short_form(tmp_path, run):
     result = run("train_CNN.py", "--data", data, "--output", tmp_path / "out", "--arch", "logistic", "--epochs", 1,
                  "--image-size", IMAGE_SIZE)
     assert result.returncode == 0, result.stderr
-    assert "warning: 1 Test_Set photos are exact copies of Training_Set photos" in result.stderr
+    assert "warning: 1 Test_Set photo is an exact copy of a Training_Set photo" in result.stderr
 
 
 @pytest.mark.skipif(not SHARED_DATASET.is_dir(), reason=f"{SHARED_DATASET} not found")

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from classifier import artifacts
+from classifier.config import counted
 from classifier.images import BadImage
 from classifier.prediction import Prediction, load_classifier, predict_files
 
@@ -116,7 +117,7 @@ def test_predict_py_on_a_folder_of_mangled_files_exits_0_or_1(tmp_path_factory, 
     rows = result.stdout.splitlines()
     assert len(rows) + sum(line.startswith("error: ") for line in errors) == len(files), result.stderr
     assert (result.returncode == 1) == bool(errors)
-    assert all(line.startswith(("error: ", f"{len(rows)} images labelled")) for line in errors), errors
+    assert all(line.startswith(("error: ", f"{counted(len(rows), 'image')} labelled")) for line in errors), errors
     assert (folder / "labels.csv").read_text().count("\n") == len(rows) + 1
 
 

@@ -183,7 +183,7 @@ def test_predict_py_names_each_special_file_and_exits_1_without_hanging(tmp_path
     errors = [line for line in result.stderr.splitlines() if not line.startswith("Model: ")]
     expected = [f"error: {tmp_path / 'photos' / name}: {reason}" for name, reason in reasons.items()]
     expected.append(f"error: {tmp_path / 'named.png'}: a named pipe (FIFO), not a photo file")
-    assert sorted(errors[:-1]) == sorted(expected) and errors[-1] == "1 images labelled, 6 could not be read", result.stderr
+    assert sorted(errors[:-1]) == sorted(expected) and errors[-1] == "1 image labelled, 6 could not be read", result.stderr
 
 
 def unlistable(monkeypatch, folder):

@@ -14,7 +14,7 @@ from classifier.config import RunConfig
 from classifier.data import Sample, check_layout, image_dataset, labelled_samples, load_image, split_off
 from classifier.model import make_model
 from classifier.prediction import Prediction, confusion_matrix, format_report, probabilities
-from conftest import THREE_COLOURS, make_dataset
+from conftest import THREE_COLOURS, make_dataset, make_photo
 
 INFO = ModelInfo(["Cats", "Dogs"], 32, model="cnn", test_accuracy=0.5, keras_version="3", run={"epochs": 1})
 
@@ -155,6 +155,17 @@ def test_report_per_class_precision_recall_and_matrix():
     assert rows["Birds"] == ["66.67%", "66.67%", "3"] and rows["Cats"] == ["50.00%", "50.00%", "2"]
     assert rows["Dogs"] == ["66.67%", "66.67%", "3"]
     assert [line.split()[1:] for line in lines[-3:]] == [["2", "1", "0"], ["0", "1", "1"], ["1", "0", "2"]]
+
+
+def test_one_photo_is_singular_in_what_the_scripts_print(tmp_path, capsys):
+    from classifier.config import counted
+    from classifier.writers import WRITERS
+    assert (counted(1, "photo"), counted(0, "photo"), counted(2, "Test_Set photo")) == ("1 photo", "0 photos", "2 Test_Set photos")
+    assert format_report(confusion_matrix([0], [0], 2), ["Cats", "Dogs"]).splitlines()[0] == "accuracy: 100.00% on 1 image"
+    sheet = WRITERS["sheet"](tmp_path / "sheet.png")
+    sheet.add(Prediction(make_photo(tmp_path / "a.jpg", (200, 120, 40)), np.array([0.2, 0.8]), ["Cats", "Dogs"]))
+    sheet.close()
+    assert f"contact sheet of 1 image: {tmp_path / 'sheet.png'}" in capsys.readouterr().err
 
 
 def test_run_config_round_trips_and_ignores_unknown_keys():

@@ -193,3 +193,11 @@ def test_every_flag_the_readme_shows_exists(script):
                                timeout=60).stdout
     listed = set(re.findall(r"(--[a-z][a-z0-9-]*)", help_text))
     assert shown <= listed, f"the README shows {sorted(shown - listed)}, which `{script} --help` does not list"
+
+
+def test_the_readme_and_serve_py_help_give_its_stop_time_as_the_server_waits():
+    import serve  # conftest puts the scripts on sys.path
+
+    help_text = subprocess.run([sys.executable, str(PROJECT / "serve.py"), "--help"], capture_output=True, text=True, timeout=60).stdout
+    stop = f"({serve.STOP_SECONDS} s at most)"  # what uvicorn is given to finish the requests under way
+    assert stop in " ".join(help_text.split()) and stop in " ".join(README.read_text(encoding="utf-8").split())

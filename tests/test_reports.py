@@ -6,6 +6,15 @@ import numpy as np
 from PIL import Image
 
 from classifier import reports
+from classifier.reports import plots, summary
+
+
+def result_of(confusion, class_names, log, facts=None):
+    """A reports.Result whose Test_Set scores make this confusion matrix, without mistakes' pictures."""
+    truth, predicted = zip(*[(row, column) for (row, column), count in np.ndenumerate(confusion) for _ in range(count)])
+    scores = np.full((len(truth), len(class_names)), 0.1 / (len(class_names) - 1))
+    scores[np.arange(len(truth)), predicted] = 0.9
+    return reports.Result(class_names, log, facts or {}, np.array(truth), scores, mistakes=[], suspects=[], training_count=0)
 
 
 def summary_matrix(text):
@@ -41,8 +50,8 @@ def test_summary_names_the_best_epoch_ties_going_to_the_lower_loss(tmp_path):
         writer.writerow(["epoch", "accuracy", "loss", "val_accuracy", "val_loss"])
         for epoch, (score, loss) in enumerate([(0.6, 0.9), (0.8, 0.5), (0.75, 0.2), (0.8, 0.6)], start=1):  # as EpochLog counts them
             writer.writerow([epoch, 0.5, 1.0, score, loss])
-    confusion = np.array([[7, 3], [1, 9]])
-    reports.write_summary(tmp_path / "summary.md", log, confusion, ["Kittens", "Puppies"], {"model": "cnn"})
+    result = result_of(np.array([[7, 3], [1, 9]]), ["Kittens", "Puppies"], log, {"model": "cnn"})
+    summary.write_summary(tmp_path / "summary.md", result)
     text = (tmp_path / "summary.md").read_text(encoding="utf-8")
     assert "- epochs run: 4" in text
     assert "- epoch kept: 2 (validation accuracy 80.00%)" in text  # 4 ties it, at a higher loss
@@ -51,7 +60,7 @@ def test_summary_names_the_best_epoch_ties_going_to_the_lower_loss(tmp_path):
 
 
 def test_confusion_matrix_picture(tmp_path):
-    path = reports.plot_confusion_matrix(np.array([[5, 0], [2, 3]]), ["Cats", "Dogs"], tmp_path / "matrix.png")
+    path = plots.plot_confusion_matrix(np.array([[5, 0], [2, 3]]), ["Cats", "Dogs"], tmp_path / "matrix.png")
     with Image.open(path) as picture:
         pixels = np.asarray(picture.convert("RGB")).astype(int)
     # The cells are shaded by count: some dark blue (5) and some near white (0).
@@ -73,3 +82,16 @@ def test_the_weights_kept_are_those_of_the_best_epoch_by_accuracy_then_loss(tmp_
         if now != before:
             saved.append(epoch)
     assert saved == [1, 2] and keep.best == (1.0, -0.1)
+
+
+def test_the_confusion_matrix_keeps_its_axis_labels_with_long_class_names():
+    # 27 letters put "true" off the left edge of the picture once: the figure grows with the names.
+    for names in (["Cats", "Dogs"], ["Abyssinian_long_haired_cats", "Norwegian_Forest_Cat_photos"],
+                  ["Cats", "Dogs", "Birds", "AmericanShorthairBlueTabbyLongName"]):
+        figure = plots.confusion_figure(np.arange(len(names) ** 2).reshape(len(names), -1), names)
+        figure.canvas.draw()
+        renderer, axis = figure.canvas.get_renderer(), figure.axes[0]
+        for text in (axis.xaxis.label, axis.yaxis.label, axis.title, *axis.get_xticklabels(), *axis.get_yticklabels()):
+            box = text.get_window_extent(renderer)
+            assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= figure.bbox.x1 and box.y1 <= figure.bbox.y1, (names, text.get_text())
+        plots.pyplot().close(figure)

@@ -1,5 +1,5 @@
 """predict.py --tta and --unsure-below, and the review every training run leaves in OUTPUT/reports/
-(classifier/review.py): mistakes.png, suspects.csv, unsure.png and index.html, opened in a real browser."""
+(classifier/reports/): mistakes.png, suspects.csv, unsure.png and index.html, opened in a real browser."""
 import csv
 import json
 import os
@@ -182,7 +182,7 @@ def test_every_picture_of_the_page_loads_in_a_real_browser(reports):
 
 
 def test_the_planted_mislabel_is_the_first_suspect_and_the_planted_mistake_is_drawn(reports):
-    from classifier.sheet import CAPTION, FRAME, GAP, HEADER, PAPER, THUMB
+    from classifier.sheet import CAPTION, FRAME, GAP, HEADER, LINE, PAPER, THUMB
     with open(reports / "suspects.csv", newline="") as file:
         rows = list(csv.DictReader(file))
     # The cat in Dogs/ first (0.86 when written), then the in-between photo (0.79); no other training photo.
@@ -192,10 +192,15 @@ def test_the_planted_mislabel_is_the_first_suspect_and_the_planted_mistake_is_dr
     summary = (reports / "summary.md").read_text()
     # 7 of the 8 test photos are right: only the dog in Cats/ is a mistake (the colours are easy otherwise).
     assert "mistakes on Test_Set: 1 of 8," in summary, summary
-    assert "<strong>87.50%</strong> (7 of 8 photos)" in (reports / "index.html").read_text(encoding="utf-8")
+    page = (reports / "index.html").read_text(encoding="utf-8")
+    assert "<strong>87.50%</strong> (7 of 8 photos)" in page
+    # The page lists the mistake too: its path, its folder's class and the model's, in full.
+    mistakes = re.search(r'<h2 id="mistakes">.*?<h2', page, flags=re.DOTALL).group(0)
+    assert re.search(r"really-a-dog\.jpg</span></td><td[^>]*>Cats</td><td[^>]*>Dogs</td>", mistakes), mistakes[-600:]
     with Image.open(reports / "mistakes.png") as sheet:
         pixels = np.asarray(sheet.convert("RGB"), dtype=float)
-    # One row of one thumbnail, under the header; the thumbnail is the photo, not the paper or the grey stand-in.
-    assert pixels.shape[0] == HEADER + THUMB + 2 * FRAME + CAPTION + GAP + GAP, pixels.shape
+    # One row of one thumbnail, under the header, captioned on two lines (the class the model chose, then
+    # the photo's); the thumbnail is the photo, not the paper or the grey stand-in.
+    assert pixels.shape[0] == HEADER + THUMB + 2 * FRAME + CAPTION + LINE + GAP + GAP, pixels.shape
     cell = pixels[HEADER + FRAME:HEADER + FRAME + THUMB, GAP + FRAME:GAP + FRAME + THUMB]
     assert np.abs(cell.mean(axis=(0, 1)) - PAPER).max() > 40 and np.abs(cell.mean(axis=(0, 1)) - 200).max() > 20, cell.mean(axis=(0, 1))

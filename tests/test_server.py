@@ -122,6 +122,18 @@ def test_the_page_works_offline(client):
     assert 'fetch("predict"' in page  # the one request it makes: relative, so it works behind a path prefix too
 
 
+def test_the_page_never_rounds_an_unsure_confidence_up_to_its_threshold(client):
+    """The page's percent(), run by Node.js as the browser would: 0.6996 under 70 % reads 69.9 %, as on predict.py's sheet."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("no Node.js here to run the page's script")
+    page = client.get("/").text
+    script = re.search(r"const CLASSES = .*?;", page).group(0) + re.search(r"function percent\(.*?\n}", page, flags=re.DOTALL).group(0)
+    shown = subprocess.run([node, "-e", script + "console.log([0.6996, 0.697, 0.7, 0.99996, 0.12345].map(percent).join(' '))"],
+                           capture_output=True, text=True, check=True).stdout.split()
+    assert shown == ["69.9%", "69.7%", "70.0%", "100.0%", "12.3%"]  # the page's threshold: 70 % (no --unsure-below)
+
+
 def test_health_names_the_model(client, classifier):
     response = client.get("/health")
     assert response.status_code == 200

@@ -89,6 +89,34 @@ def test_a_long_title_over_a_few_photos_widens_the_sheet_rather_than_cut_the_leg
     assert header.shape[1] - 1 - inked.max() >= sheet.GAP - 1, (header.shape[1], inked.max())
 
 
+def test_a_long_label_wraps_in_full_and_a_mistake_names_both_classes(tmp_path, drawn_text):
+    # "AmericanCurl, is …" once: the class the photo really is was cut off.
+    photo = make_photo(tmp_path / "a.jpg", COLOURS["Cats"])
+    sheet.make_sheet([(photo, "AmericanShorthair\nis AmericanCurl", 0.95), (photo, "Cats", 0.9),
+                      (photo, "Abyssinian_long_haired_cats_from_the_shelter", 0.99)], tmp_path / "sheet.png")
+    assert "AmericanShorthair" in drawn_text and "is AmericanCurl" in drawn_text
+    assert not [text for text in drawn_text if "…" in text]
+    font = sheet.ImageFont.load_default(size=15)
+    lines = sheet.wrap("Abyssinian_long_haired_cats_from_the_shelter", font)
+    assert "".join(lines) == "Abyssinian_long_haired_cats_from_the_shelter" and len(lines) == 3
+    assert all(line in drawn_text for line in lines)
+    assert font.getlength(lines[0]) <= sheet.THUMB - 50 and all(font.getlength(line) <= CELL for line in lines)
+    # Every row is as tall as the longest label needs: here three lines, two more than a short label.
+    assert read_sheet(tmp_path / "sheet.png").shape[0] == sheet.HEADER + CELL + sheet.CAPTION + 2 * sheet.LINE + 2 * sheet.GAP
+
+
+def test_a_doubtful_confidence_is_never_rounded_up_to_the_threshold(tmp_path, drawn_text):
+    # 0.6996 under 70 %: "unsure · 70.0%" would contradict itself.
+    assert sheet.percent(0.6996, 0.7) == "69.9%" and sheet.percent(0.697, 0.7) == "69.7%"
+    assert sheet.percent(0.7, 0.7) == "70.0%" and sheet.percent(0.99996, 0.7) == "100.0%"
+    photo = make_photo(tmp_path / "a.jpg", COLOURS["Cats"])
+    sheet.make_sheet([(photo, "Cats", 0.6996), (photo, "Dogs", 0.6949)], tmp_path / "sheet.png", doubt_below=0.695)
+    assert "unsure · 69.9%" not in drawn_text and "unsure · 69.4%" in drawn_text  # 0.6996 is above 0.695: not doubtful
+    assert "below 69.5% confidence: 1" in drawn_text  # the threshold as given, not rounded to 70 %
+    sheet.make_sheet([(photo, "Cats", 0.6996)], tmp_path / "sheet.png")
+    assert "unsure · 69.9%" in drawn_text and "69.9%" in drawn_text and "1 image" in drawn_text
+
+
 def test_sheet_holds_at_most_max_images(tmp_path, monkeypatch):
     monkeypatch.setattr(sheet, "MAX_IMAGES", 3)
     photo = make_photo(tmp_path / "a.jpg", COLOURS["Dogs"])

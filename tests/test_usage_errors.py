@@ -1,6 +1,7 @@
 """Usage errors answer before TensorFlow loads (it takes seconds to start): one `error:` line that
 names what to fix, and exit code 2. The line is checked in-process through main(argv); that no
 TensorFlow was imported, in a fresh Python (this one loaded it long ago, for other tests)."""
+import re
 import subprocess
 import sys
 
@@ -65,3 +66,13 @@ def test_the_smallest_image_size_is_the_models(capsys):
         train_CNN.parse_args(["--arch", "cnn", "--image-size", "16"])
     assert stopped.value.code == 2 and capsys.readouterr().err.splitlines()[-1].endswith(
         "error: --image-size must be at least 32 for --arch cnn")
+
+
+@pytest.mark.parametrize("script", ["predict.py", "serve.py"])
+def test_unsure_below_has_one_range_in_help_error_and_readme(run, script):
+    # --help once said 0.5-1 where the error said between 0 and 1.
+    help_text = " ".join(run(script, "--help").stdout.split())
+    stated = re.search(r"--unsure-below P .*?confidence is below P(?:, as predict.py does)? \(([^;]+);", help_text).group(1)
+    result = run(script, "--unsure-below", "1.5")
+    assert result.returncode == EXIT_USAGE and f"--unsure-below takes a confidence {stated}, such as" in result.stderr, result.stderr
+    assert f"below P ({stated};" in (PROJECT / "README.md").read_text(encoding="utf-8")
