@@ -17,7 +17,6 @@ about one model call instead of eight, and the model is only ever called from on
 import asyncio
 import io
 import json
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -117,17 +116,13 @@ def read_photo(data, filename, image_size, max_pixels, compiled=False):
     if not data:
         raise Refused(400, f"{filename}: empty file (0 bytes)")
     _check_pixels(data, filename, max_pixels)
-    # The shared reader takes a path: it picks TensorFlow's or Pillow's decoder by looking at the file.
-    with tempfile.NamedTemporaryFile(prefix="upload-") as file:
-        file.write(data)
-        file.flush()
-        try:
-            if compiled:
-                return read_for_model(file.name, image_size)
-            from .data import load_image
-            return load_image(file.name, image_size)
-        except BadImage as bad:
-            raise Refused(415, f"{filename}: {bad.reason}")
+    try:  # from the bytes received: the shared reader takes bytes as it takes a path
+        if compiled:
+            return read_for_model(data, image_size, filename)
+        from .data import load_image
+        return load_image(data, image_size, filename)
+    except BadImage as bad:
+        raise Refused(415, f"{filename}: {bad.reason}")
 
 
 def _check_pixels(data, filename, max_pixels):

@@ -117,7 +117,7 @@ def test_pipeline_labels_follow_sorted_folder_names(tmp_path):
 
 
 def test_split_off_holds_out_a_share_of_each_class():
-    samples = [Sample(Path(f"{label}-{index}.jpg"), label, False) for label, count in ((0, 20), (1, 5), (2, 2)) for index in range(count)]
+    samples = [Sample(Path(f"{label}-{index}.jpg"), label) for label, count in ((0, 20), (1, 5), (2, 2)) for index in range(count)]
     kept, held = split_off(samples, 0.1, seed=1)
     assert sorted(map(str, [s.path for s in kept + held])) == sorted(map(str, [s.path for s in samples]))  # each photo once
     assert [sum(s.label == label for s in held) for label in range(3)] == [2, 1, 1]  # 10 %, at least one
