@@ -96,6 +96,7 @@ def run_config(args):
 def main(argv=None):
     args = parse_args(argv)
     configure_pillow()
+    settings = None
     try:
         if args.download_dataset or args.export or args.check or args.fit_unknown:
             return run_job(args)
@@ -113,7 +114,8 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return config.EXIT_USAGE
     except KeyboardInterrupt:
-        print(f"\n{config.TRAINING_INTERRUPTED}", file=sys.stderr)
+        from classifier.runs import interrupted
+        print(f"\n{interrupted(settings and settings.output)}", file=sys.stderr)
         # Leave at once: tearing down TensorFlow with its input threads stopped mid-step can abort
         # the process ("free(): invalid next size"). Everything worth keeping is already on disk.
         sys.stdout.flush()

@@ -171,8 +171,7 @@ def load_image(source, image_size, name=None):
     try:
         pixels = photo.pixels
         if pixels is None:  # too big to keep: decoded again from the bytes in memory
-            tf = import_tensorflow()
-            pixels = pillow_pixels(data, image_size, name) if photo.pillow else tensorflow_decode(tf.constant(data))
+            pixels = pillow_pixels(data, image_size, name) if photo.pillow else tensorflow_decode(data)
         return resize(pixels, image_size).numpy()
     except BadImage:
         raise

@@ -30,6 +30,7 @@ from .config import IMAGE_EXTENSIONS
 # 3D cameras write it), of which TensorFlow reads the first.
 TENSORFLOW_FORMATS = {"JPEG", "MPO", "PNG", "GIF", "BMP"}
 EXIF_ORIENTATION = 0x0112
+JPEG_MAGIC = b"\xff\xd8\xff"  # what tf.io.is_jpeg looks for
 # Pixel limits against decompression bombs (a small file that claims billions of pixels). JPEGs are
 # decoded shrunk (draft mode), so a 200-megapixel phone photo is fine; other formats decode whole.
 JPEG_MAX_PIXELS = 250_000_000
@@ -259,8 +260,8 @@ def check_photo(source, image_size, keep_pixels=False, name=None):
     pillow, pixels = _decoder(image, data)
     if not keep_pixels or image.size[0] * image.size[1] * 3 > KEPT_PIXELS_BYTES:
         pixels = None
-    elif pillow:
-        pixels = rgb_pixels(image)
+    else:
+        pixels = rgb_pixels(image) if pillow else pixels.numpy()
     return CheckedPhoto(image.info["full_size"], pillow, hashlib.sha1(data).hexdigest(), pixels)
 
 
@@ -287,21 +288,29 @@ def _tensorflow_pixels(data):
 
     tf = import_tensorflow()
     try:
-        return tensorflow_decode(tf.constant(data)).numpy()
+        return tensorflow_decode(data)
     except tf.errors.OpError:
         return None
 
 
 def tensorflow_decode(data):
-    """TensorFlow's decode of a photo's bytes (a string tensor) to uint8 RGB; a graph function, so
-    tf.data runs it too (data.read_and_resize). JPEGs with the accurate integer DCT, as Pillow
+    """TensorFlow's decode of a photo's bytes (bytes, or a string tensor in tf.data: data.read_and_resize)
+    to uint8 RGB. JPEGs with the accurate integer DCT, as Pillow
     decodes them (TensorFlow's default is the fast one, up to 3 levels off): the same pixels as
     predict.py's LiteRT path (compiled.read_for_model)."""
     from . import import_tensorflow
 
     tf = import_tensorflow()
-    return tf.cond(tf.io.is_jpeg(data), lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
-                   lambda: tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False))
+
+    def jpeg():
+        return tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE")
+
+    def other():
+        return tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
+
+    if isinstance(data, bytes):  # eager, from Python (the check, load_image): tf.io.is_jpeg's test without its op
+        return jpeg() if data.startswith(JPEG_MAGIC) else other()
+    return tf.cond(tf.io.is_jpeg(data), jpeg, other)
 
 
 def check_images(paths, image_size, keep_pixels=False):
