@@ -47,8 +47,9 @@ def with_model_defaults(config, training_photos=0):
     at 0 until the number of training photos is known: a pretrained model given few photos trains
     more epochs (more_epochs_for_few_photos)."""
     arch = MODELS[config.arch]
-    epochs = config.epochs or (training_photos and arch.epochs * more_epochs_for_few_photos(arch, training_photos, config.batch_size))
-    return replace(config, image_size=config.image_size or arch.image_size, epochs=epochs,
+    batch_size = config.batch_size or arch.batch_size
+    epochs = config.epochs or (training_photos and arch.epochs * more_epochs_for_few_photos(arch, training_photos, batch_size))
+    return replace(config, image_size=config.image_size or arch.image_size, epochs=epochs, batch_size=batch_size,
                    learning_rate=config.learning_rate or arch.learning_rate)
 
 

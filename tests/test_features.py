@@ -92,3 +92,18 @@ def test_few_photos_get_more_epochs_of_a_pretrained_model(arch, photos, given, e
     from classifier.training import with_model_defaults
 
     assert with_model_defaults(RunConfig(arch=arch, epochs=given), photos).epochs == expected
+
+
+@pytest.mark.parametrize("arch, given, expected", [
+    ("classic", 0, 64),    # as the classic tutorial trained it
+    ("cnn", 0, 32),
+    ("efficientnet-lite0", 0, 32),
+    ("classic", 16, 16),   # --batch-size given: as given
+])
+def test_the_batch_size_is_the_models_unless_given(arch, given, expected):
+    from classifier.config import RunConfig
+    from classifier.model import MODELS
+    from classifier.training import with_model_defaults
+
+    assert RunConfig(arch=arch).batch_size == 0 and MODELS["classic"].batch_size == 64
+    assert with_model_defaults(RunConfig(arch=arch, batch_size=given)).batch_size == expected
