@@ -101,12 +101,12 @@ def split_off(samples, fraction, seed):
     return kept, held
 
 
-def read_and_resize(path, pillow, image_size, kept=None, index=None):
+def read_and_resize(path, from_python, image_size, kept=None, index=None):
     """One photo as the model sees it: a uint8 (size, size, 3) tensor, area-resized.
 
-    TensorFlow decodes what it reads as is; the rest comes from Pillow (images.check_photo), or
-    from kept[index] when the check kept the pixels it decoded (by either decoder). A graph
-    function, so tf.data runs it on many photos at once.
+    TensorFlow decodes what it reads as is; from_python: the pixels come from Pillow (the decoder
+    images.check_photo chose), or from kept[index] when the check kept the pixels it decoded (by
+    either decoder). A graph function, so tf.data runs it on many photos at once.
     """
     tf = import_tensorflow()
 
@@ -119,7 +119,7 @@ def read_and_resize(path, pillow, image_size, kept=None, index=None):
         pixels = tf.numpy_function(pixels_of, [path, -1 if index is None else index], tf.uint8, stateful=False)
         return tf.ensure_shape(pixels, (None, None, 3))
 
-    return resize(tf.cond(pillow, with_python, lambda: tensorflow_decode(tf.io.read_file(path))), image_size)
+    return resize(tf.cond(from_python, with_python, lambda: tensorflow_decode(tf.io.read_file(path))), image_size)
 
 
 def resize(pixels, image_size):
@@ -142,11 +142,11 @@ def decoded_photos(samples, image_size, cache=False):
     tf = import_tensorflow()
     paths = [os.fsencode(sample.path) for sample in samples]  # bytes: any file name, even one that is not UTF-8
     kept = [sample.pixels for sample in samples]  # the pixels predict.py's check decoded, so not decoded twice
-    pillow = [sample.pillow or pixels is not None for sample, pixels in zip(samples, kept)]  # from Python: Pillow or kept
+    from_python = [sample.pillow or pixels is not None for sample, pixels in zip(samples, kept)]
     labels = [sample.label for sample in samples]
     kept = kept if any(pixels is not None for pixels in kept) else None
-    dataset = tf.data.Dataset.from_tensor_slices((paths, pillow, labels, np.arange(len(samples))))
-    dataset = dataset.map(lambda path, use_pillow, label, index: (read_and_resize(path, use_pillow, image_size, kept, index), label),
+    dataset = tf.data.Dataset.from_tensor_slices((paths, from_python, labels, np.arange(len(samples))))
+    dataset = dataset.map(lambda path, python, label, index: (read_and_resize(path, python, image_size, kept, index), label),
                           num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.cache() if cache else dataset
 

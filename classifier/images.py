@@ -295,9 +295,8 @@ def _tensorflow_pixels(data):
 
 def tensorflow_decode(data):
     """TensorFlow's decode of a photo's bytes (bytes, or a string tensor in tf.data: data.read_and_resize)
-    to uint8 RGB. JPEGs with the accurate integer DCT, as Pillow
-    decodes them (TensorFlow's default is the fast one, up to 3 levels off): the same pixels as
-    predict.py's LiteRT path (compiled.read_for_model)."""
+    to uint8 RGB. JPEGs with the accurate integer DCT, as Pillow decodes them (TensorFlow's default
+    is the fast one, up to 3 levels off): the same pixels as predict.py's LiteRT path (compiled.read_for_model)."""
     from . import import_tensorflow
 
     tf = import_tensorflow()

@@ -7,9 +7,9 @@
                     only -> 4xx {"error": "NAME: why"}
     GET  /health    the model, its classes and image size, and how many photos it has labelled
 
-Uploaded photos are read exactly as predict.py reads files (compiled.read_for_model for a fresh
-model.tflite, which needs no TensorFlow; else data.load_image), so a photo gets the same label
-from both. Photos that arrive together share one model call (micro-batching): each decoded photo
+Uploaded photos are read from their bytes (no temporary file) exactly as predict.py reads files
+(compiled.read_for_model for a fresh model.tflite, which needs no TensorFlow; else data.load_image),
+so a photo gets the same label from both. Photos that arrive together share one model call (micro-batching): each decoded photo
 waits in a queue, and one worker runs the model on everything queued, up to batch_size photos,
 after waiting batch_wait seconds for company. Eight clients at once then cost
 about one model call instead of eight, and the model is only ever called from one thread.
