@@ -178,15 +178,16 @@ def hint_at_model(args, info):
     """One line when the shipped model (no --model given) knows other classes than the folders of
     Dataset/Training_Set: the user has probably trained a model of their own, and meant that one."""
     from classifier.data import class_folders
+    from classifier.runs import latest_model
 
     train = config.DATASET_DIR / config.TRAIN_DIR
-    if args.model != str(config.PROJECT_DIR / config.MODEL_FILE) or not train.is_dir():
+    if args.model != str(config.PROJECT_DIR / config.MODEL_FILE):
         return
     found = class_folders(train)
     if len(found) < 2 or sorted(found) == sorted(info.class_names):
         return
-    trained = sorted(config.RUNS_DIR.glob(f"*/{config.MODEL_FILE}"), key=os.path.getmtime)
-    which = f"--model {config.short_path(trained[-1])}" if trained else "--model runs/NAME/model.h5 once train_CNN.py has made it"
+    trained = latest_model(config.RUNS_DIR)
+    which = f"--model {config.short_path(trained)}" if trained else "--model runs/NAME/model.h5 once train_CNN.py has made it"
     print(f"note: the shipped {config.MODEL_FILE} knows {', '.join(info.class_names)}, but {config.short_path(train)} holds "
           f"{', '.join(found)}: to label with the model trained on them, pass {which}", file=sys.stderr)
 

@@ -36,7 +36,11 @@ class Sample:
 
 
 def class_folders(split_dir):
-    """The class sub-folders of a split, sorted: their order fixes the labels (0, 1, 2...)."""
+    """The class sub-folders of a split, sorted: their order fixes the labels (0, 1, 2...). The one
+    listing of class folders (training, --evaluate, Keras 2 class names, predict.py's hint); none
+    for a folder that is not there."""
+    if not os.path.isdir(split_dir):
+        return []
     return sorted(entry.name for entry in os.scandir(split_dir) if entry.is_dir() and not entry.name.startswith("."))
 
 

@@ -60,8 +60,7 @@ def default_class_names(count, model_path):
     """What flow_from_directory would have called the classes: Dataset/Training_Set's folders, sorted."""
     from .data import class_folders
 
-    train = DATASET_DIR / TRAIN_DIR
-    names = class_folders(train) if train.is_dir() else []
+    names = class_folders(DATASET_DIR / TRAIN_DIR)
     if len(names) == count:
         return names
     if count == 2:

@@ -215,7 +215,7 @@ def _label_compiled(model, paths, batch_size, tta, labels):
 
 def labelled_photos(folder, class_names):
     """(paths, true class indices) of the photos in folder/<class>/, for every class of the model."""
-    found = class_folders(folder) if Path(folder).is_dir() else []
+    found = class_folders(folder)
     if found != sorted(class_names):
         raise UsageError(f"{folder} must hold one folder per class, named {', '.join(class_names)} (found: {', '.join(found) or 'none'})")
     paths, truth = [], []

@@ -88,6 +88,12 @@ def resume_settings(output, given):
     return replace(saved, output=str(output))
 
 
+def latest_model(runs_dir=RUNS_DIR):
+    """The model.h5 of the run folder written last, or None."""
+    models = sorted(Path(runs_dir).glob(f"*/{MODEL_FILE}"), key=os.path.getmtime)
+    return models[-1] if models else None
+
+
 def has_finished_epochs(output):
     """Whether OUTPUT holds an interrupted run: its settings and at least one finished epoch. A run
     stopped during the photo scan or its first epoch left nothing to continue, and blocks nothing."""

@@ -160,3 +160,21 @@ def test_report_per_class_precision_recall_and_matrix():
 def test_run_config_round_trips_and_ignores_unknown_keys():
     config = RunConfig(data="d", output="o", arch="cnn", image_size=32, epochs=3, seed=5, float16=False)
     assert RunConfig.from_dict({**config.to_dict(), "from_a_later_version": 1}) == config
+
+
+def test_class_folders_are_listed_in_one_place(tmp_path):
+    """data.class_folders: sorted, hidden and plain files left out, none for a missing folder; no other
+    module lists a split's folders itself."""
+    import re
+
+    from classifier.data import class_folders
+
+    for name in ("Dogs", "Cats", ".cache"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "notes.txt").write_text("not a class")
+    assert class_folders(tmp_path) == ["Cats", "Dogs"] and class_folders(tmp_path / "missing") == []
+    project = Path(__file__).resolve().parent.parent
+    listing = re.compile(r"scandir|iterdir|listdir|glob\(")
+    sources = [*project.glob("*.py"), *(project / "classifier").glob("*.py")]
+    found = {path.name for path in sources if listing.search(path.read_text(encoding="utf-8"))}
+    assert found <= {"data.py", "runs.py", "download.py"}, found  # runs.py: run folders; download.py: the archive's photos
