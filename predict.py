@@ -112,6 +112,7 @@ def label_images(args):
         print(f"error: {path}: no such file or folder", file=sys.stderr)
     writers = open_writers(args)
     model, info = load_classifier(args.model, args.weights, args.classes, compiled=args.compiled and not args.heatmaps)
+    hint_at_model(args, info)
     explainer = None
     if args.heatmaps:
         from classifier.heatmap import Explainer
@@ -171,6 +172,24 @@ def evaluate(args):
         print(f"{config.counted(len(bad), 'file')} could not be read and {'was' if len(bad) == 1 else 'were'} left out", file=sys.stderr)
     compile_for_next_time(model, info, args)
     return config.EXIT_SOME_INPUTS_BAD if bad else config.EXIT_OK
+
+
+def hint_at_model(args, info):
+    """One line when the shipped model (no --model given) knows other classes than the folders of
+    Dataset/Training_Set: the user has probably trained a model of their own, and meant that one."""
+    from classifier.data import class_folders
+    from classifier.runs import latest_model
+
+    train = config.DATASET_DIR / config.TRAIN_DIR
+    if args.model != str(config.PROJECT_DIR / config.MODEL_FILE):
+        return
+    found = class_folders(train)
+    if len(found) < 2 or sorted(found) == sorted(info.class_names):
+        return
+    trained = latest_model(config.RUNS_DIR)
+    which = f"--model {config.short_path(trained)}" if trained else "--model runs/NAME/model.h5 once train_CNN.py has made it"
+    print(f"note: the shipped {config.MODEL_FILE} knows {', '.join(info.class_names)}, but {config.short_path(train)} holds "
+          f"{', '.join(found)}: to label with the model trained on them, pass {which}", file=sys.stderr)
 
 
 def check_holds_class_folders(folder):

@@ -35,7 +35,8 @@ def parse_args(argv=None):
         f"{name}: {arch.summary} ({arch.image_size} px, {arch.epochs} epochs)" for name, arch in MODELS.items())
         + f" (default: {config.DEFAULT_ARCH})")
     parser.add_argument("--epochs", type=int, help="passes over the training set, all phases together (default: the model's)")
-    parser.add_argument("--batch-size", type=int, help=f"images per mini-batch (default: {config.BATCH_SIZE})")
+    parser.add_argument("--batch-size", type=int, help="images per mini-batch (default: the model's: " + ", ".join(
+        f"{arch.batch_size} for {name}" for name, arch in MODELS.items()) + ")")
     parser.add_argument("--image-size", type=int, help="pixels per side the photos are resized to (default: the model's)")
     parser.add_argument("--learning-rate", type=float, help="peak learning rate (default: the model's)")
     parser.add_argument("--val-split", type=float, help=f"share of {config.TRAIN_DIR} held out to pick the epoch kept; "
@@ -96,6 +97,7 @@ def run_config(args):
 def main(argv=None):
     args = parse_args(argv)
     configure_pillow()
+    settings = None
     try:
         if args.download_dataset or args.export or args.check or args.fit_unknown:
             return run_job(args)
@@ -113,7 +115,8 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return config.EXIT_USAGE
     except KeyboardInterrupt:
-        print(f"\n{config.TRAINING_INTERRUPTED}", file=sys.stderr)
+        from classifier.runs import interrupted
+        print(f"\n{interrupted(settings and settings.output)}", file=sys.stderr)
         # Leave at once: tearing down TensorFlow with its input threads stopped mid-step can abort
         # the process ("free(): invalid next size"). Everything worth keeping is already on disk.
         sys.stdout.flush()

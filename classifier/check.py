@@ -3,7 +3,7 @@
     python train_CNN.py --check --data Dataset
 
 Every photo of Training_Set/ and Test_Set/ is read once, on a thread pool as training's own check
-is, for: whether it can be read (images.open_image, the reader training uses), its size, a hash of
+is, for: whether it can be read (images.decode, the reader training uses), its size, a hash of
 its bytes (exact copies) and a perceptual hash (imagehash.phash: the same picture resized,
 recompressed or lightly edited). The report names:
 - photos per class and set, and a strong class imbalance (PROBLEM: accuracy then says little);
@@ -15,13 +15,12 @@ Exit codes: 0 nothing serious (notes may be printed); 1 a PROBLEM was found; 2 t
 is wrong (the error training gives); 130 stopped by Ctrl-C.
 
 quick_check is the short form that starts every training run: imbalance, tiny photos and exact
-copies shared by the sets, on the photos training has just checked; one line for each found.
+copies shared by the sets, from what training's photo check found (size, hash); one line for each found.
 """
 import hashlib
 import os
 import sys
 import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ from PIL import Image
 
 from .config import TEST_DIR, TRAIN_DIR, counted
 from .data import check_layout
-from .images import BadImage, find_images, open_file, open_image, rgb_pixels
+from .images import BadImage, decode, find_images, read_bytes, rgb_pixels
 
 NEAR_BITS = 4      # perceptual hashes (64 bits) this close are the same picture, resized or recompressed
 IMBALANCE = 3.0    # largest class / smallest: at 3:1 a model that always answers the big class scores 75%
@@ -61,39 +60,20 @@ def parallel(function, items):
         pool.shutdown(cancel_futures=True)
 
 
-def file_digest(path):
-    with open_file(path) as file:  # refuses FIFOs and devices, as the photo reader does
-        return hashlib.file_digest(file, "sha1").hexdigest()
-
-
 def inspect(photo):
-    """Fill in a Photo from its file: one full decode (shrunk), as training's check does."""
+    """Fill in a Photo from one read of its file: its bytes hashed, and one full decode (shrunk), as training's check does."""
     import imagehash  # scipy and PyWavelets: imported only for --check
 
     try:
-        image = open_image(photo.path, draft_size=HASH_SIDE)
-        photo.size, photo.digest = image.info["full_size"], file_digest(photo.path)
+        data = read_bytes(photo.path)
+        image = decode(data, draft_size=HASH_SIDE, name=photo.path)
+        photo.size, photo.digest = image.info["full_size"], hashlib.sha1(data).hexdigest()
         # The pixels training sees (upright, 8-bit RGB): a photo turned by its EXIF tag matches its turned copy.
         photo.phash = int(str(imagehash.phash(Image.fromarray(rgb_pixels(image)))), 16)
     except BadImage as error:
         photo.error = error
-    except OSError as error:  # changed while being checked
-        photo.error = BadImage(photo.path, error.strerror or str(error))
     except Exception as error:  # hostile bytes Pillow opened but cannot convert: training could not either
         photo.error = BadImage(photo.path, f"damaged image ({type(error).__name__}: {error})")
-    return photo
-
-
-def header(photo):
-    """Fill in a Photo's digest and size from the header alone (no decode): quick_check's cost."""
-    try:
-        with open_file(photo.path) as file, warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pixel-limit warnings: the photo was checked already
-            photo.digest = hashlib.file_digest(file, "sha1").hexdigest()
-            file.seek(0)
-            photo.size = Image.open(file).size
-    except Exception as error:  # read a moment ago; whatever changed since, training will say
-        photo.error = BadImage(photo.path, str(error))
     return photo
 
 
@@ -149,10 +129,10 @@ def tiny(photos, image_size):
 
 def quick_check(train_samples, test_samples, class_names, image_size):
     """The short form, at the start of every training run: a warning line (stderr) for a strong
-    imbalance, tiny photos, and exact copies shared by the sets. Returns the lines printed."""
-    photos = [Photo(sample.path, split, class_names[sample.label])
+    imbalance, tiny photos, and exact copies shared by the sets. Returns the lines printed. The
+    samples' photo checks (images.check_photo) hold each photo's size and hash: no file is read again."""
+    photos = [Photo(sample.path, split, class_names[sample.label], sample.photo.size, sample.photo.sha1)
               for split, samples in ((TRAIN_DIR, train_samples), (TEST_DIR, test_samples)) for sample in samples]
-    photos = [photo for photo in parallel(header, photos) if photo.error is None]
     lines = []
     line, serious = imbalance(counts(photos, class_names))
     if serious:

@@ -228,10 +228,11 @@ def _area_weights(length, size):
     return weights, scale
 
 
-def read_for_model(path, image_size):
-    """One photo as the compiled model takes it, read once: Pillow's pixels (images.pillow_pixels:
-    upright, big JPEGs shrunk while decoding), area-resized; uint8. Raises BadImage, as data.load_image does."""
+def read_for_model(source, image_size, name=None):
+    """One photo (a path, or bytes) as the compiled model takes it, read once: Pillow's pixels
+    (images.pillow_pixels: upright, big JPEGs shrunk while decoding), area-resized; uint8. Raises
+    BadImage naming it (or name), as data.load_image does."""
     from .images import pillow_pixels
 
-    return area_resize(pillow_pixels(path, image_size), image_size)
+    return area_resize(pillow_pixels(source, image_size, name), image_size)
 

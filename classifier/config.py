@@ -20,7 +20,7 @@ REPORTS_DIR = "reports"          # learning curves and the run summary, next to 
 CHECKPOINT_DIR = "checkpoint"    # best epoch so far, the resumable backup and the run's settings
 
 DEFAULT_ARCH = "efficientnet-lite0"
-BATCH_SIZE = 32
+BATCH_SIZE = 32       # predict.py's and serve.py's; training's is the model's (model.Architecture.batch_size)
 VAL_SPLIT = 0.1       # share of Training_Set held out to choose the epoch kept; Test_Set is scored once, at the end
 SEED = 1337
 
@@ -88,7 +88,7 @@ class RunConfig:
     arch: str = DEFAULT_ARCH         # a name from model.MODELS
     image_size: int = 0              # 0: the model's own default
     epochs: int = 0                  # 0: the model's own default (all phases together)
-    batch_size: int = BATCH_SIZE
+    batch_size: int = 0              # 0: the model's own default (classic: 64, as the classic tutorial; else BATCH_SIZE)
     learning_rate: float = 0.0       # 0: the model's own default
     val_split: float = VAL_SPLIT
     seed: int = SEED

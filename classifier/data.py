@@ -2,36 +2,45 @@
 
 Keras 3 removed ImageDataGenerator. Here, as in keras.io's examples, tf.data reads, decodes and
 resizes in parallel; augmentation and pixel scaling are layers of the model (model.py). Training,
-evaluation and predict.py all read photos through read_and_resize, so they see the same pixels.
+evaluation, predict.py and serve.py decode photos the same way (images.check_photo's choice of decoder)
+and resize them with one function (resize), so they see the same pixels.
 """
 import os
 import random
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import import_tensorflow
 from .config import DATASET_DIR, INTERPOLATION, TEST_DIR, TRAIN_DIR, UsageError, short_path
-from .images import BadImage, check_images, find_images, pillow_pixels
+from .images import BadImage, CheckedPhoto, check_images, check_photo, find_images, pillow_pixels, tensorflow_decode
 
 
 @dataclass(frozen=True)
 class Sample:
     path: Path
-    label: int          # index into the class names
-    pillow: bool        # decoded by Pillow, not TensorFlow (images.needs_pillow)
-    pixels: object = field(default=None, compare=False, repr=False)  # what Pillow decoded in the check, if kept
+    label: int                  # index into the class names
+    photo: CheckedPhoto = None  # what the photo check found (images.check_photo); None: not checked, TensorFlow decodes it
 
-    @classmethod
-    def checked(cls, path, label, result):
-        """The Sample of a photo from what images.check_images found: True/False, or the pixels it kept."""
-        return cls(path, label, True, result) if hasattr(result, "shape") else cls(path, label, result)
+    @property
+    def pillow(self):
+        """Decoded by Pillow, not TensorFlow."""
+        return self.photo is not None and self.photo.pillow
+
+    @property
+    def pixels(self):
+        """The pixels the check decoded and kept, else None."""
+        return None if self.photo is None else self.photo.pixels
 
 
 def class_folders(split_dir):
-    """The class sub-folders of a split, sorted: their order fixes the labels (0, 1, 2...)."""
+    """The class sub-folders of a split, sorted: their order fixes the labels (0, 1, 2...). The one
+    listing of class folders (training, --evaluate, Keras 2 class names, predict.py's hint); none
+    for a folder that is not there."""
+    if not os.path.isdir(split_dir):
+        return []
     return sorted(entry.name for entry in os.scandir(split_dir) if entry.is_dir() and not entry.name.startswith("."))
 
 
@@ -74,7 +83,7 @@ def labelled_samples(split_dir, class_names, image_size):
                 bad_count += 1
                 print(f"warning: skipping {result}", file=sys.stderr)
                 continue
-            samples.append(Sample.checked(path, label, result))
+            samples.append(Sample(path, label, result))
             good += 1
         if not good:
             raise UsageError(f"{Path(split_dir, name)} has no readable images: put .jpg or .png photos of {name} there")
@@ -96,33 +105,30 @@ def split_off(samples, fraction, seed):
     return kept, held
 
 
-def read_and_resize(path, pillow, image_size, kept=None, index=None):
+def read_and_resize(path, from_python, image_size, kept=None, index=None):
     """One photo as the model sees it: a uint8 (size, size, 3) tensor, area-resized.
 
-    TensorFlow decodes what it reads as is; the rest comes from Pillow (images.needs_pillow), or
-    from kept[index] when the check kept the pixels it decoded. A graph function, so tf.data runs
-    it on many photos at once.
+    TensorFlow decodes what it reads as is; from_python: the pixels come from Pillow (the decoder
+    images.check_photo chose), or from kept[index] when the check kept the pixels it decoded (by
+    either decoder). A graph function, so tf.data runs it on many photos at once.
     """
     tf = import_tensorflow()
 
     def pixels_of(name, position):
         if kept is not None and kept[position] is not None:
             return kept[position]
-        # tf.data hands the function bytes; an eager call (load_image) a 0-d array, whose item() is the bytes.
-        return pillow_pixels(os.fsdecode(getattr(name, "item", lambda: name)()), image_size)
+        return pillow_pixels(os.fsdecode(name), image_size)
 
-    def with_pillow():
+    def with_python():  # Pillow's decode, or the pixels kept
         pixels = tf.numpy_function(pixels_of, [path, -1 if index is None else index], tf.uint8, stateful=False)
         return tf.ensure_shape(pixels, (None, None, 3))
 
-    def with_tensorflow():
-        data = tf.io.read_file(path)
-        # JPEGs with the accurate integer DCT, as Pillow decodes them (TensorFlow's default is the fast
-        # one, up to 3 levels off): the same pixels as predict.py's LiteRT path (compiled.read_for_model).
-        return tf.cond(tf.io.is_jpeg(data), lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
-                       lambda: tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False))
+    return resize(tf.cond(from_python, with_python, lambda: tensorflow_decode(tf.io.read_file(path))), image_size)
 
-    pixels = tf.cond(pillow, with_pillow, with_tensorflow)
+
+def resize(pixels, image_size):
+    """uint8 pixels (H, W, 3) area-resized to (image_size, image_size, 3), rounded back to uint8."""
+    tf = import_tensorflow()
     resized = tf.image.resize(pixels, (image_size, image_size), method=INTERPOLATION)
     return tf.cast(tf.round(resized), tf.uint8)
 
@@ -139,12 +145,12 @@ def decoded_photos(samples, image_size, cache=False):
     this one: later epochs, and the scoring for reports/suspects.csv, skip decoding."""
     tf = import_tensorflow()
     paths = [os.fsencode(sample.path) for sample in samples]  # bytes: any file name, even one that is not UTF-8
-    pillow = [sample.pillow for sample in samples]
-    labels = [sample.label for sample in samples]
     kept = [sample.pixels for sample in samples]  # the pixels predict.py's check decoded, so not decoded twice
+    from_python = [sample.pillow or pixels is not None for sample, pixels in zip(samples, kept)]
+    labels = [sample.label for sample in samples]
     kept = kept if any(pixels is not None for pixels in kept) else None
-    dataset = tf.data.Dataset.from_tensor_slices((paths, pillow, labels, np.arange(len(samples))))
-    dataset = dataset.map(lambda path, use_pillow, label, index: (read_and_resize(path, use_pillow, image_size, kept, index), label),
+    dataset = tf.data.Dataset.from_tensor_slices((paths, from_python, labels, np.arange(len(samples))))
+    dataset = dataset.map(lambda path, python, label, index: (read_and_resize(path, python, image_size, kept, index), label),
                           num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.cache() if cache else dataset
 
@@ -158,12 +164,20 @@ def batches(photos, batch_size, shuffle=False, seed=None):
     return photos.prefetch(tf.data.AUTOTUNE)
 
 
-def load_image(path, image_size):
-    """One photo as a uint8 numpy array, read exactly as training reads it. Raises BadImage."""
-    from .images import needs_pillow
-    tf = import_tensorflow()
-    pillow = needs_pillow(path, image_size)
+def load_image(source, image_size, name=None):
+    """One photo (a path, or bytes) as a uint8 numpy array, read exactly as training reads it, from
+    one read of its bytes. Raises BadImage naming it (or name)."""
+    from .images import name_of, read_bytes
+
+    name = name_of(source, name)
+    data = read_bytes(source, name)
+    photo = check_photo(data, image_size, keep_pixels=True, name=name)
     try:
-        return read_and_resize(tf.constant(os.fsencode(path)), tf.constant(pillow), image_size).numpy()
+        pixels = photo.pixels
+        if pixels is None:  # too big to keep: decoded again from the bytes in memory
+            pixels = pillow_pixels(data, image_size, name) if photo.pillow else tensorflow_decode(data)
+        return resize(pixels, image_size).numpy()
+    except BadImage:
+        raise
     except Exception as error:
-        raise BadImage(path, f"could not convert the image ({type(error).__name__}: {str(error).splitlines()[0]})")
+        raise BadImage(name, f"could not convert the image ({type(error).__name__}: {str(error).splitlines()[0]})")

@@ -25,6 +25,8 @@ CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.
 POOLING = (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)
 OPACITY = 0.45      # of the colour map over the photo
 OVERLAY_SIDE = 512  # the longest side of a heatmap picture, in pixels
+CAPTION_MIN_FONT, CAPTION_MAX_FONT = 12, 24  # the caption's font size, in pixels: a 20th of the picture's width, within these
+CAPTION_INK, CAPTION_PAPER = (255, 255, 255), (32, 32, 32)
 
 
 def _flat_layers(model, owner=None):
@@ -133,12 +135,29 @@ def overlay(photo, heatmap, opacity=OPACITY):
     return Image.blend(photo, colours, opacity)
 
 
-def save_overlay(image_path, heatmap, target, side=OVERLAY_SIDE):
-    """Draw the heatmap over the photo at image_path (upright, at most side pixels) into target (.png)."""
+def save_overlay(image_path, heatmap, target, side=OVERLAY_SIDE, caption=None):
+    """Draw the heatmap over the photo at image_path (upright, at most side pixels) into target (.png),
+    above a band with the caption (the label and its confidence), if given."""
     from PIL import ImageOps
 
     from .images import open_image
     photo = ImageOps.exif_transpose(open_image(image_path, draft_size=side))
     photo.thumbnail((side, side), Image.Resampling.LANCZOS)
-    overlay(photo, heatmap).save(target)
+    picture = overlay(photo, heatmap)
+    (with_caption(picture, caption) if caption else picture).save(target)
     return target
+
+
+def with_caption(picture, caption):
+    """The picture above a dark band that holds caption in full, in a font sized to the picture (the
+    band is wider than a small picture when the words need it)."""
+    from PIL import ImageDraw, ImageFont
+
+    size = max(CAPTION_MIN_FONT, min(CAPTION_MAX_FONT, picture.width // 20))
+    font = ImageFont.load_default(size=size)
+    pad = size // 2
+    _, _, right, bottom = font.getbbox(caption)
+    canvas = Image.new("RGB", (max(picture.width, int(right) + 2 * pad), picture.height + int(bottom) + 2 * pad), CAPTION_PAPER)
+    canvas.paste(picture, (0, 0))
+    ImageDraw.Draw(canvas).text((pad, picture.height + pad), caption, font=font, fill=CAPTION_INK)
+    return canvas

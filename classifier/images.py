@@ -1,20 +1,24 @@
 """Finding photos and reading them: the one reader that training and prediction share.
 
-Every photo is first checked with Pillow (on a thread pool: Pillow decodes outside the GIL), so a
-broken file is named in one line instead of stopping an epoch. The check also decides how the
-pixels are read: TensorFlow's decoder where it reads the file as it is, else Pillow, which turns
+Every photo is first checked (check_photo, on a thread pool: Pillow decodes outside the GIL), from
+one read of its bytes, a file's or an upload's: a broken file is named in one line instead of
+stopping an epoch, and the check gives its size, a hash of its bytes (check.py) and how the model's
+reader decodes it: TensorFlow's decoder where it reads the file as it is, else Pillow, which turns
 EXIF-rotated phone photos upright, reads formats TensorFlow does not, and shrinks big JPEGs while
 decoding. Either way the pixels then get the same area resize (data.read_and_resize), in training
 and in prediction, so a photo is seen the same way by both.
 """
 import errno
 import functools
+import hashlib
+import io
 import os
 import stat
 import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +30,7 @@ from .config import IMAGE_EXTENSIONS
 # 3D cameras write it), of which TensorFlow reads the first.
 TENSORFLOW_FORMATS = {"JPEG", "MPO", "PNG", "GIF", "BMP"}
 EXIF_ORIENTATION = 0x0112
+JPEG_MAGIC = b"\xff\xd8\xff"  # what tf.io.is_jpeg looks for
 # Pixel limits against decompression bombs (a small file that claims billions of pixels). JPEGs are
 # decoded shrunk (draft mode), so a 200-megapixel phone photo is fine; other formats decode whole.
 JPEG_MAX_PIXELS = 250_000_000
@@ -161,16 +166,36 @@ def _orientation(image):
         return 1
 
 
-def open_image(path, draft_size=None):
-    """Open and fully decode with Pillow; every failure becomes a BadImage naming the file.
+def read_bytes(source, name=None):
+    """A photo's bytes, read once: source itself when it is bytes (an upload), else the whole file
+    (open_file refuses what is not a regular file). Raises BadImage naming the file (or name)."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source)
+    name = name_of(source, name)
+    try:
+        with open_file(source) as file:
+            return file.read()
+    except FileNotFoundError:
+        raise BadImage(name, "file not found (a broken link?)")
+    except PermissionError:
+        raise BadImage(name, "permission denied: make the file readable")
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise BadImage(name, "a loop of symbolic links that never reaches a file")
+        raise BadImage(name, f"damaged or incomplete image ({error})")
+
+
+def decode(data, draft_size=None, name="photo"):
+    """Fully decode a photo's bytes with Pillow; every failure becomes a BadImage naming the file.
 
     draft_size lets the JPEG decoder shrink by 2, 4 or 8 while decoding (never below that size),
     which makes a 12-megapixel phone photo several times cheaper to read.
     """
+    if not data:
+        raise BadImage(name, "empty file (0 bytes)")
     try:
-        # Our own file object: Pillow would keep a GIF's or MPO's file open after load() for other frames.
-        with _pillow_warnings(), open_file(path) as file:
-            image = Image.open(file)
+        with _pillow_warnings():
+            image = Image.open(io.BytesIO(data))
             full_size = image.size
             if image.format not in ("JPEG", "MPO") and full_size[0] * full_size[1] > OTHER_MAX_PIXELS:
                 raise Image.DecompressionBombError(f"{full_size[0]}x{full_size[1]} pixels")
@@ -182,81 +207,116 @@ def open_image(path, draft_size=None):
         return image
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         size = str(error) if str(error).endswith(" pixels") else f"over {JPEG_MAX_PIXELS // 10**6} megapixels"
-        raise BadImage(path, f"too many pixels ({size}), refused as a possible decompression bomb; shrink it to use it")
-    except BadImage:
-        raise
-    except FileNotFoundError:
-        raise BadImage(path, "file not found (a broken link?)")
-    except PermissionError:
-        raise BadImage(path, "permission denied: make the file readable")
+        raise BadImage(name, f"too many pixels ({size}), refused as a possible decompression bomb; shrink it to use it")
+    except UnidentifiedImageError:  # its own text would name a BytesIO
+        raise BadImage(name, _unrecognised(name))
     except OSError as error:
-        if error.errno == errno.ELOOP:
-            raise BadImage(path, "a loop of symbolic links that never reaches a file")
-        if os.path.isfile(path) and os.path.getsize(path) == 0:
-            raise BadImage(path, "empty file (0 bytes)")
-        if isinstance(error, UnidentifiedImageError):  # its own text repeats the path
-            raise BadImage(path, _unrecognised(path))
-        raise BadImage(path, f"damaged or incomplete image ({error})")
+        raise BadImage(name, f"damaged or incomplete image ({error})")
     except Exception as error:  # Pillow raises assorted errors on hostile bytes
-        raise BadImage(path, f"damaged image ({type(error).__name__}: {error})")
+        raise BadImage(name, f"damaged image ({type(error).__name__}: {error})")
 
 
-def _unrecognised(path):
-    if str(path).lower().endswith((".heic", ".heif")) and "HEIF" not in Image.ID:  # no plugin registered
+def name_of(source, name=None):
+    """What a BadImage calls a photo: name if given, else its path (bytes: "photo")."""
+    return name if name is not None else "photo" if isinstance(source, (bytes, bytearray, memoryview)) else source
+
+
+def open_image(source, draft_size=None, name=None):
+    """A photo (a path, or bytes) opened and fully decoded with Pillow: read_bytes, then decode."""
+    name = name_of(source, name)
+    return decode(read_bytes(source, name), draft_size, name)
+
+
+def _unrecognised(name):
+    if str(name).lower().endswith((".heic", ".heif")) and "HEIF" not in Image.ID:  # no plugin registered
         return "a HEIC/HEIF photo, which Pillow reads with the pillow-heif package: pip install pillow-heif"
     return "not an image (Pillow does not recognise the contents); save it as JPEG or PNG"
 
 
-def needs_pillow(path, image_size, keep_pixels=False):
-    """Check that a photo can be read; return whether Pillow, not TensorFlow, must decode it.
+@dataclass(frozen=True)
+class CheckedPhoto:
+    """What one read of a photo's bytes tells (check_photo): all that training, predict.py and
+    serve.py need to know before the model sees it, so that no step reads the file again."""
+    size: tuple      # (width, height) as stored; check.py calls a small one tiny
+    pillow: bool     # Pillow, not TensorFlow, decodes it for the model (data.read_and_resize)
+    sha1: str        # of its bytes: exact copies (check.py)
+    pixels: object = field(default=None, compare=False, repr=False)  # uint8 (H, W, 3) the check decoded, if kept
 
-    Raises BadImage for a file that cannot be used. Pillow decodes: photos with an EXIF rotation
-    (TensorFlow ignores EXIF), big JPEGs (decoded shrunk), formats or variants TensorFlow does not
-    read (such as 1-, 4- or 8-bit BMP), 16-bit images, and damaged files only Pillow reads.
-    keep_pixels: instead of True, return the pixels this check decoded (pillow_pixels gives the
-    same), so that predict.py decodes each photo once; not for pictures over KEPT_PIXELS_BYTES.
+
+def check_photo(source, image_size, keep_pixels=False, name=None):
+    """Check that a photo can be read, from one read of its bytes (a path's, or the bytes given).
+
+    Raises BadImage for a file that cannot be used, naming it (or name, for bytes). Pillow decodes
+    it (a big JPEG shrunk to no less than image_size), and is the decoder the model's reader needs
+    for: photos with an EXIF rotation (TensorFlow ignores EXIF), big JPEGs (decoded shrunk),
+    formats or variants TensorFlow does not read (such as 1-, 4- or 8-bit BMP), 16-bit images, and
+    damaged files only Pillow reads. Otherwise TensorFlow decodes it, once, here, to be sure it can.
+    keep_pixels: keep the pixels that decode gave (the model's decoder's, exactly), so that
+    predict.py and serve.py decode each photo once; not for pictures over KEPT_PIXELS_BYTES.
     """
-    image = open_image(path, draft_size=image_size)
-    if not _pillow_decodes(path, image):
-        return False
-    if keep_pixels and image.size[0] * image.size[1] * 3 <= KEPT_PIXELS_BYTES:
-        return rgb_pixels(image)
-    return True
+    name = name_of(source, name)
+    data = read_bytes(source, name)
+    image = decode(data, image_size, name)
+    pillow, pixels = _decoder(image, data)
+    if not keep_pixels or image.size[0] * image.size[1] * 3 > KEPT_PIXELS_BYTES:
+        pixels = None
+    else:
+        pixels = rgb_pixels(image) if pillow else pixels.numpy()
+    return CheckedPhoto(image.info["full_size"], pillow, hashlib.sha1(data).hexdigest(), pixels)
 
 
-def _pillow_decodes(path, image):
+def _decoder(image, data):
+    """(whether Pillow must decode it, TensorFlow's pixels when TensorFlow decodes it)."""
     if image.info["drafted"] or image.format not in TENSORFLOW_FORMATS or _orientation(image) != 1:
-        return True
+        return True, None
     if image.mode.startswith("I"):
-        return True
-    with open_file(path) as file:
-        data = file.read()
+        return True, None
     # TensorFlow reads a BMP's bit depth at byte 28 and decodes only 24/32-bit colour.
     if image.format == "BMP" and int.from_bytes(data[28:30], "little") not in (24, 32):
-        return True
-    return not _tensorflow_decodes(data)
+        return True, None
+    pixels = _tensorflow_pixels(data)
+    return pixels is None, pixels
 
 
-def _tensorflow_decodes(data):
-    """Whether TensorFlow's decoder reads these bytes. It refuses some damaged files that Pillow reads
-    (a GIF with a bad record, a BMP of the wrong length, some cut JPEGs and PNGs: tests/test_fuzz.py
-    found them), and a refusal inside tf.data stops the whole epoch, or predict.py, with a traceback
-    instead of naming one file; so those few go to Pillow. One more decode per photo, in the check."""
+def _tensorflow_pixels(data):
+    """TensorFlow's pixels of these bytes, decoded as the model's reader decodes them; None where it
+    refuses them. It refuses some damaged files that Pillow reads (a GIF with a bad record, a BMP
+    of the wrong length, some cut JPEGs and PNGs: tests/test_fuzz.py found them), and a refusal
+    inside tf.data stops the whole epoch, or predict.py, with a traceback instead of naming one
+    file; so those few go to Pillow."""
     from . import import_tensorflow
 
     tf = import_tensorflow()
     try:
-        tf.io.decode_image(data, channels=3, expand_animations=False)
-        return True
+        return tensorflow_decode(data)
     except tf.errors.OpError:
-        return False
+        return None
+
+
+def tensorflow_decode(data):
+    """TensorFlow's decode of a photo's bytes (bytes, or a string tensor in tf.data: data.read_and_resize)
+    to uint8 RGB. JPEGs with the accurate integer DCT, as Pillow decodes them (TensorFlow's default
+    is the fast one, up to 3 levels off): the same pixels as predict.py's LiteRT path (compiled.read_for_model)."""
+    from . import import_tensorflow
+
+    tf = import_tensorflow()
+
+    def jpeg():
+        return tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE")
+
+    def other():
+        return tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
+
+    if isinstance(data, bytes):  # eager, from Python (the check, load_image): tf.io.is_jpeg's test without its op
+        return jpeg() if data.startswith(JPEG_MAGIC) else other()
+    return tf.cond(tf.io.is_jpeg(data), jpeg, other)
 
 
 def check_images(paths, image_size, keep_pixels=False):
-    """needs_pillow for every path, on a thread pool. Yields (path, True/False, pixels or the BadImage), in order."""
+    """check_photo for every path, on a thread pool. Yields (path, CheckedPhoto or the BadImage), in order."""
     def check(path):
         try:
-            return needs_pillow(path, image_size, keep_pixels)
+            return check_photo(path, image_size, keep_pixels)
         except BadImage as bad:
             return bad
 
@@ -264,10 +324,10 @@ def check_images(paths, image_size, keep_pixels=False):
         yield from zip(paths, pool.map(check, paths))
 
 
-def pillow_pixels(path, image_size):
-    """8-bit RGB pixels as Pillow reads them: upright, JPEGs shrunk while decoding (never below
-    image_size), palettes through RGBA, 16-bit greys scaled to 8 bits instead of clipped."""
-    return rgb_pixels(open_image(path, draft_size=image_size))
+def pillow_pixels(source, image_size, name=None):
+    """8-bit RGB pixels as Pillow reads them (from a path or bytes): upright, JPEGs shrunk while
+    decoding (never below image_size), palettes through RGBA, 16-bit greys scaled to 8 bits instead of clipped."""
+    return rgb_pixels(open_image(source, draft_size=image_size, name=name))
 
 
 def rgb_pixels(image):

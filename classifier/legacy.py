@@ -12,6 +12,7 @@ Such files do not say how photos were prepared or what the classes are called, s
 the classic scripts did: ImageDataGenerator(rescale=1./255) (a Rescaling layer goes in front) and
 flow_from_directory's sorted folder names (predict.py --classes A,B to name them).
 """
+import functools
 import json
 import sys
 import warnings
@@ -59,8 +60,7 @@ def default_class_names(count, model_path):
     """What flow_from_directory would have called the classes: Dataset/Training_Set's folders, sorted."""
     from .data import class_folders
 
-    train = DATASET_DIR / TRAIN_DIR
-    names = class_folders(train) if train.is_dir() else []
+    names = class_folders(DATASET_DIR / TRAIN_DIR)
     if len(names) == count:
         return names
     if count == 2:
@@ -100,8 +100,6 @@ def load(model_path, weights_path=None, class_names=None):
           "(set them with --classes)", file=sys.stderr)
     if warning:
         print(f"warning: {model_path}: {warning.format(second=names[1])}", file=sys.stderr)
-        # Keras repeats it, with its source line, at every prediction: one clear line is enough.
-        warnings.filterwarnings("ignore", message="You are using a softmax over axis")
     return model, ModelInfo(names, size, model=f"Keras {version} Sequential", keras_version=version)
 
 
@@ -137,7 +135,10 @@ def build(layer_configs, model_path):
         arguments = {key: config[key] for key in LAYER_ARGUMENTS[kind] if key in config}
         if isinstance(arguments.get("axis"), list):  # tf.keras wrote BatchNormalization's axis as [3]
             arguments["axis"] = arguments["axis"][0]
-        layers.append(getattr(keras.layers, kind)(name=config.get("name"), **arguments))
+        layer = getattr(keras.layers, kind)(name=config.get("name"), **arguments)
+        if arguments.get("activation") == "softmax":
+            layer.activation = _without_keras_softmax_warning(layer.activation)
+        layers.append(layer)
     if input_shape is None or len(input_shape) != 3 or input_shape[2] != 3 or input_shape[0] != input_shape[1]:
         raise UsageError(f"{model_path} does not take square RGB images (its input shape is {input_shape}); "
                          "this toolkit reads models whose input_shape is (size, size, 3)")
@@ -157,6 +158,18 @@ def build(layer_configs, model_path):
     elif activation != ("sigmoid" if units == 1 else "softmax"):
         warning = f"its last layer's activation is {activation}, not sigmoid or softmax: the confidences are not probabilities"
     return keras.Model(inputs, outputs, name="keras2"), warning
+
+
+def _without_keras_softmax_warning(softmax):
+    """Keras's softmax (same name, same outputs), minus the warning Keras gives, with its source
+    line, at every call of a Dense(1) softmax head: load() says it in one clear line. The filter
+    holds inside the call only; the process's warning filters stay as they are."""
+    @functools.wraps(softmax)
+    def quiet(*args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="You are using a softmax over axis")
+            return softmax(*args, **kwargs)
+    return quiet
 
 
 def _output_activation(layer_configs):

@@ -106,6 +106,7 @@ class Architecture:
     pretrained: bool = False  # an ImageNet backbone: its head trains first, then its top blocks (phases)
     head_epochs: int = 0      # of the default epochs, how many train only the head (pretrained models)
     min_image_size: int = 32  # smaller photos leave too little for the convolutions and pooling to work on
+    batch_size: int = 32      # default images per mini-batch
 
 
 MODELS = {
@@ -114,7 +115,7 @@ MODELS = {
     "efficientnet-lite2": Architecture(make_efficientnet("efficientnet_lite2", 0.3), 288, 2, 1e-3,
                                        "ImageNet-pretrained EfficientNet-Lite2, fine-tuned", pretrained=True, head_epochs=1),
     "cnn": Architecture(make_cnn, 96, 18, 1e-3, "our five-block CNN, from scratch"),
-    "classic": Architecture(make_classic, 64, 18, 1e-3, "the classic tutorial's two-block CNN, from scratch"),
+    "classic": Architecture(make_classic, 64, 18, 1e-3, "the classic tutorial's two-block CNN, from scratch", batch_size=64),
     "logistic": Architecture(make_logistic, 64, 18, 1e-3, "logistic regression on the pixels, the baseline", min_image_size=1),
 }
 

@@ -142,7 +142,7 @@ def predict_files(model, info, paths, batch_size, tta=False, explainer=None, uns
     chunk_size = batch_size * CHUNK_BATCHES
     chunks = [paths[start:start + chunk_size] for start in range(0, len(paths), chunk_size)]
     with ThreadPoolExecutor(1) as reader:  # checks the next chunk while the model labels this one
-        # keep_pixels: a photo the check decoded with Pillow is not decoded again (images.needs_pillow).
+        # keep_pixels: a photo the check decoded is not decoded again (images.check_photo).
         pending = reader.submit(list, check_images(chunks[0], info.image_size, keep_pixels=True)) if chunks else None
         for index in range(len(chunks)):
             checked = pending.result()
@@ -171,7 +171,7 @@ def unknown_threshold(info, asked="model"):
 
 
 def _label_chunk(model, info, checked, batch_size, tta, explainer, labels, eager):
-    good = [Sample.checked(path, 0, result) for path, result in checked if not isinstance(result, BadImage)]
+    good = [Sample(path, 0, result) for path, result in checked if not isinstance(result, BadImage)]
     rows, unknown, maps = [], [], []
     for images, _ in image_dataset(good, info.image_size, batch_size) if good else []:
         scores, scores_unknown = predict_batch(model, images, tta, eager)
@@ -215,7 +215,7 @@ def _label_compiled(model, paths, batch_size, tta, labels):
 
 def labelled_photos(folder, class_names):
     """(paths, true class indices) of the photos in folder/<class>/, for every class of the model."""
-    found = class_folders(folder) if Path(folder).is_dir() else []
+    found = class_folders(folder)
     if found != sorted(class_names):
         raise UsageError(f"{folder} must hold one folder per class, named {', '.join(class_names)} (found: {', '.join(found) or 'none'})")
     paths, truth = [], []

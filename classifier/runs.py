@@ -12,7 +12,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .config import CHECKPOINT_DIR, MODEL_FILE, REPORTS_DIR, RUNS_DIR, WEIGHTS_FILE, RunConfig, UsageError, short_path
+from .config import (CHECKPOINT_DIR, MODEL_FILE, REPORTS_DIR, RUNS_DIR, TRAINING_INTERRUPTED, WEIGHTS_FILE, RunConfig, UsageError,
+                     short_path)
 
 NEEDED_DISK_BYTES = 200 * 2**20  # model, weights, checkpoint and backup of a model under ~10 M parameters
 SETTINGS_FILE = "run.json"       # the RunConfig, in the checkpoint folder: what --resume continues
@@ -87,12 +88,31 @@ def resume_settings(output, given):
     return replace(saved, output=str(output))
 
 
+def latest_model(runs_dir=RUNS_DIR):
+    """The model.h5 of the run folder written last, or None."""
+    models = sorted(Path(runs_dir).glob(f"*/{MODEL_FILE}"), key=os.path.getmtime)
+    return models[-1] if models else None
+
+
 def has_finished_epochs(output):
     """Whether OUTPUT holds an interrupted run: its settings and at least one finished epoch. A run
     stopped during the photo scan or its first epoch left nothing to continue, and blocks nothing."""
     checkpoint = Path(output, CHECKPOINT_DIR)
     finished = any(checkpoint.glob("backup-*")) or any(checkpoint.glob("after-*.weights.h5"))
     return finished and (checkpoint / SETTINGS_FILE).exists()
+
+
+def interrupted(output=None):
+    """The line a training run stopped by Ctrl-C or kill ends with: which folder holds its checkpoint,
+    and the command that continues it (or, stopped before an epoch finished, that there is none)."""
+    if output is None:
+        return TRAINING_INTERRUPTED
+    folder = short_path(output)
+    if not has_finished_epochs(output):
+        return (f"Interrupted before an epoch finished: no model file was changed, and {folder} holds nothing to "
+                "resume; run the same command again to start over.")
+    return (f"Interrupted: no model file was changed; the finished epochs are kept in {Path(folder, CHECKPOINT_DIR)}. "
+            f"Continue with: python train_CNN.py --resume --output {folder}")
 
 
 def prepare_output(output_dir, overwrite, resume):

@@ -7,9 +7,9 @@
                     only -> 4xx {"error": "NAME: why"}
     GET  /health    the model, its classes and image size, and how many photos it has labelled
 
-Uploaded photos are read exactly as predict.py reads files (compiled.read_for_model for a fresh
-model.tflite, which needs no TensorFlow; else data.load_image), so a photo gets the same label
-from both. Photos that arrive together share one model call (micro-batching): each decoded photo
+Uploaded photos are read from their bytes (no temporary file) exactly as predict.py reads files
+(compiled.read_for_model for a fresh model.tflite, which needs no TensorFlow; else data.load_image),
+so a photo gets the same label from both. Photos that arrive together share one model call (micro-batching): each decoded photo
 waits in a queue, and one worker runs the model on everything queued, up to batch_size photos,
 after waiting batch_wait seconds for company. Eight clients at once then cost
 about one model call instead of eight, and the model is only ever called from one thread.
@@ -17,7 +17,6 @@ about one model call instead of eight, and the model is only ever called from on
 import asyncio
 import io
 import json
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -117,17 +116,13 @@ def read_photo(data, filename, image_size, max_pixels, compiled=False):
     if not data:
         raise Refused(400, f"{filename}: empty file (0 bytes)")
     _check_pixels(data, filename, max_pixels)
-    # The shared reader takes a path: it picks TensorFlow's or Pillow's decoder by looking at the file.
-    with tempfile.NamedTemporaryFile(prefix="upload-") as file:
-        file.write(data)
-        file.flush()
-        try:
-            if compiled:
-                return read_for_model(file.name, image_size)
-            from .data import load_image
-            return load_image(file.name, image_size)
-        except BadImage as bad:
-            raise Refused(415, f"{filename}: {bad.reason}")
+    try:  # from the bytes received: the shared reader takes bytes as it takes a path
+        if compiled:
+            return read_for_model(data, image_size, filename)
+        from .data import load_image
+        return load_image(data, image_size, filename)
+    except BadImage as bad:
+        raise Refused(415, f"{filename}: {bad.reason}")
 
 
 def _check_pixels(data, filename, max_pixels):

@@ -22,13 +22,12 @@ from . import artifacts, import_tensorflow, reports
 
 import_tensorflow()  # this module runs a training: TensorFlow it needs, with its start-up lines hidden
 import keras  # noqa: E402
-from .config import (CHECKPOINT_DIR, DEFAULT_ARCH, EXIT_INTERRUPTED, MODEL_FILE, TEST_DIR, TRAIN_DIR, WEIGHTS_FILE,
-                     TRAINING_INTERRUPTED, UsageError, counted)
+from .config import CHECKPOINT_DIR, DEFAULT_ARCH, EXIT_INTERRUPTED, MODEL_FILE, TEST_DIR, TRAIN_DIR, WEIGHTS_FILE, UsageError, counted
 from .check import quick_check
 from .data import batches, check_layout, decoded_photos, image_dataset, labelled_samples, split_off
 from .distribute import global_batch_size, make_strategy, shard, writable_output
 from .model import MODELS, Phase
-from .runs import NEEDED_DISK_BYTES, Run, prepare_output, training_log, writing
+from .runs import NEEDED_DISK_BYTES, Run, interrupted, prepare_output, training_log, writing
 
 MIN_HEAD_STEPS = 100             # a pretrained model's head phase trains at least this many steps...
 MAX_EPOCH_FACTOR = 10            # ...with at most this many times its default epochs (more_epochs_for_few_photos)
@@ -48,8 +47,9 @@ def with_model_defaults(config, training_photos=0):
     at 0 until the number of training photos is known: a pretrained model given few photos trains
     more epochs (more_epochs_for_few_photos)."""
     arch = MODELS[config.arch]
-    epochs = config.epochs or (training_photos and arch.epochs * more_epochs_for_few_photos(arch, training_photos, config.batch_size))
-    return replace(config, image_size=config.image_size or arch.image_size, epochs=epochs,
+    batch_size = config.batch_size or arch.batch_size
+    epochs = config.epochs or (training_photos and arch.epochs * more_epochs_for_few_photos(arch, training_photos, batch_size))
+    return replace(config, image_size=config.image_size or arch.image_size, epochs=epochs, batch_size=batch_size,
                    learning_rate=config.learning_rate or arch.learning_rate)
 
 
@@ -100,14 +100,15 @@ def best_so_far(log_path):
 
 
 @contextmanager
-def exit_on_signals():
-    """Ctrl-C or kill (SIGTERM) while fitting: say so and leave at once, exit code 130. Raising
+def exit_on_signals(output):
+    """Ctrl-C or kill (SIGTERM) while fitting: say so (naming output, the run's folder, and the
+    --resume command) and leave at once, exit code 130. Raising
     KeyboardInterrupt instead unwinds through fit() and tf.data's threads, which can abort the process
     ("free(): invalid next size"). Nothing is lost: the finished epochs are in the checkpoint, and the
     model files are only ever replaced whole, by renaming (artifacts.save)."""
     def leave(signum, frame):
         sys.stdout.flush()
-        print(f"\n{TRAINING_INTERRUPTED}", file=sys.stderr, flush=True)
+        print(f"\n{interrupted(output)}", file=sys.stderr, flush=True)
         os._exit(EXIT_INTERRUPTED)
 
     previous = {number: signal.signal(number, leave) for number in (signal.SIGINT, signal.SIGTERM)}
@@ -236,7 +237,7 @@ def fit_phases(run, model, photos):
                      EpochLog(str(log_path), append=log_path.exists())]
         if fit.validation is not None:
             callbacks.append(KeepBest(str(best_path), best_so_far(log_path)))
-        with exit_on_signals():
+        with exit_on_signals(run.output):
             fit.model.fit(fit.train, validation_data=fit.validation, initial_epoch=phase.first_epoch, epochs=phase.end_epoch,
                           callbacks=callbacks, verbose=progress_verbosity(), shuffle=False)  # fit.train shuffles itself
             model.save_weights(str(done))

@@ -98,8 +98,17 @@ class Sheet:
             print(f"contact sheet of {counted(count, 'image')}: {self.path}", file=sys.stderr)
 
 
+def heatmap_caption(prediction):
+    """What a heatmap picture says under the photo: the label and its confidence, and the class the
+    map is of (the most probable one) when the label is unsure or unknown."""
+    top = prediction.class_names[prediction.index]
+    label = top if prediction.label == top else f"{prediction.label} (heatmap of {top})"
+    return f"{label}  {prediction.confidence:.1%}"
+
+
 class Heatmaps:
-    """FOLDER/<photo's file name>.png for each photo: the photo under its heatmap (heatmap.py).
+    """FOLDER/<photo's file name>.png for each photo: the photo under its heatmap (heatmap.py), above
+    its label and confidence.
     The folder is made (or checked) at once, before any photo is read."""
 
     def __init__(self, folder):
@@ -125,7 +134,7 @@ class Heatmaps:
             target = self.folder / f"{name}-{number}.png"
         self.used.add(target.name)
         try:
-            save_overlay(prediction.path, prediction.heatmap, target)
+            save_overlay(prediction.path, prediction.heatmap, target, caption=heatmap_caption(prediction))
         except BadImage as error:  # changed or removed since it was labelled
             print(f"warning: no heatmap for {error}", file=sys.stderr)
             return

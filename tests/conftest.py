@@ -92,6 +92,16 @@ def pytest_configure(config):
     configure_pillow()
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session):
+    """pytest-xdist's start-up status ("bringing up nodes...", "created: 2/2 workers") is noise unless -v
+    asks for it: its reporter then prints nothing but a worker going down (write_line)."""
+    reporter = session.config.pluginmanager.get_plugin("terminaldistreporter")
+    if reporter is not None and session.config.get_verbosity() <= 0:
+        reporter.ensure_show_status = lambda: None
+        reporter.rewrite = lambda line, newline=False: None
+
+
 @pytest.fixture
 def run(capsys):
     """run("train_CNN.py", "--epochs", 1, ...) -> Result, in-process."""

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from classifier.data import image_dataset, labelled_samples, load_image
-from classifier.images import BadImage, check_images, find_images, needs_pillow
+from classifier.images import BadImage, check_images, check_photo, find_images
 from conftest import COLOURS, make_dataset, make_photo
 
 ORIENTATION = 0x0112
@@ -96,7 +96,7 @@ def reads_as(path, colour, size=8, tolerance=6):
 
 
 def check_one(path, image_size=32):
-    """What the shared photo check (training's pre-scan and predict.py) says of one file: a bool or a BadImage."""
+    """What the shared photo check (training's pre-scan and predict.py) says of one file: a CheckedPhoto or a BadImage."""
     [(checked, result)] = list(check_images([path], image_size))
     assert checked == path
     return result
@@ -113,7 +113,7 @@ def check_one(path, image_size=32):
 def test_bad_files_are_one_bad_image_naming_the_file(tmp_path, make, reason):
     path = tmp_path / "photo.jpg"
     make(path)
-    for read in (lambda path: needs_pillow(path, 32), lambda path: load_image(path, 32)):
+    for read in (lambda path: check_photo(path, 32), lambda path: load_image(path, 32)):
         with pytest.raises(BadImage) as caught:
             read(path)
         message = str(caught.value)
@@ -135,7 +135,7 @@ def test_an_unreadable_file_says_so(tmp_path, monkeypatch):
     else:
         path.chmod(0)
     try:
-        for read in (lambda path: needs_pillow(path, 8), lambda path: load_image(path, 8)):
+        for read in (lambda path: check_photo(path, 8), lambda path: load_image(path, 8)):
             with pytest.raises(BadImage, match="permission denied: make the file readable"):
                 read(path)
         assert "permission denied" in check_one(path).reason
@@ -146,7 +146,7 @@ def test_an_unreadable_file_says_so(tmp_path, monkeypatch):
 def test_decompression_bomb_is_refused_before_decoding(tmp_path):
     bomb = bomb_png(tmp_path / "bomb.png")
     assert bomb.stat().st_size < 200
-    for read in (lambda path: needs_pillow(path, 32), lambda path: load_image(path, 32)):
+    for read in (lambda path: check_photo(path, 32), lambda path: load_image(path, 32)):
         with pytest.raises(BadImage, match="decompression bomb"):
             read(bomb)
 
@@ -158,7 +158,7 @@ def test_images_over_pillows_pixel_limit_are_refused(tmp_path, monkeypatch):
         load_image(path, 8)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # over twice the limit: Pillow raises
     with pytest.raises(BadImage, match="decompression bomb"):
-        needs_pillow(path, 8)
+        check_photo(path, 8)
 
 
 def test_check_images_keeps_the_order_and_reports_each_file(tmp_path):
@@ -167,24 +167,47 @@ def test_check_images_keeps_the_order_and_reports_each_file(tmp_path):
     paths[1].write_bytes(b"")
     results = list(check_images(paths, 32))
     assert [path for path, _ in results] == paths
-    assert results[0][1] is False and results[2][1] is True
+    assert results[0][1].pillow is False and results[2][1].pillow is True
     assert "empty file" in results[1][1].reason and "file not found" in results[3][1].reason
+
+
+def test_one_read_of_a_photo_gives_its_size_decoder_hash_and_pixels_from_a_path_or_bytes(tmp_path, monkeypatch):
+    import hashlib
+
+    from classifier import images
+    from classifier.images import check_photo
+
+    photos = [make_photo(tmp_path / "plain.jpg", COLOURS["Dogs"], size=(50, 30)), rotated_photo(tmp_path / "turned.jpg", 6)]
+    read, real_read = [], images.read_bytes
+    monkeypatch.setattr(images, "read_bytes", lambda source, name=None: read.append(source) or real_read(source, name))
+    for path, pillow in zip(photos, (False, True)):
+        read.clear()
+        from_path = check_photo(path, 32, keep_pixels=True)
+        assert read == [path]  # one read: no second one for the hash or for TensorFlow's trial decode
+        assert from_path.pillow is pillow and from_path.sha1 == hashlib.sha1(path.read_bytes()).hexdigest()
+        assert from_path.size == Image.open(path).size and from_path.pixels.dtype == np.uint8
+        from_bytes = check_photo(path.read_bytes(), 32, keep_pixels=True)
+        assert from_bytes == from_path and np.array_equal(from_bytes.pixels, from_path.pixels)
+        np.testing.assert_array_equal(load_image(path.read_bytes(), 16), load_image(path, 16))
+    with pytest.raises(BadImage) as caught:
+        check_photo(b"not a photo", 32, name="upload.jpg")
+    assert str(caught.value).startswith("upload.jpg: not an image")
 
 
 # Files TensorFlow cannot decode as they are: decoded by Pillow, in the same pipeline.
 
 def test_a_format_tensorflow_cannot_decode_is_read_with_pillow(tmp_path):
     path = solid(tmp_path / "photo.jpg", (200, 100, 50), format="WEBP", lossless=True)  # a WebP named .jpg
-    assert needs_pillow(path, 32) is True
+    assert check_photo(path, 32).pillow is True
     reads_as(path, (200, 100, 50))
 
 
 def test_a_very_large_jpeg_is_decoded_shrunk(tmp_path):
     path = solid(tmp_path / "huge.jpg", (40, 160, 220), size=(8000, 6000), quality=90)  # 48 megapixels
-    assert needs_pillow(path, 96) is True  # Pillow decodes it at 1/8 size: far cheaper than TensorFlow's full decode
+    assert check_photo(path, 96).pillow is True  # Pillow decodes it at 1/8 size: far cheaper than TensorFlow's full decode
     reads_as(path, (40, 160, 220), size=96)
     small = solid(tmp_path / "small.jpg", (40, 160, 220), size=(120, 90), quality=90)
-    assert needs_pillow(small, 96) is False  # nothing to gain: TensorFlow reads it
+    assert check_photo(small, 96).pillow is False  # nothing to gain: TensorFlow reads it
 
 
 @pytest.mark.parametrize("mode", ["1", "P", "L"])
@@ -192,7 +215,7 @@ def test_one_and_eight_bit_bmps_are_read_with_pillow(tmp_path, mode):
     # TensorFlow's BMP decoder reads only 24/32-bit colour; these would stop an epoch with an error.
     colour = (255, 255, 255) if mode == "1" else (204, 102, 51) if mode == "P" else (100, 100, 100)
     path = solid(tmp_path / "odd.bmp", colour, mode=mode)
-    assert needs_pillow(path, 32) is True
+    assert check_photo(path, 32).pillow is True
     reads_as(path, colour)
 
 
@@ -200,14 +223,14 @@ def test_four_bit_bmp_is_read_with_pillow(tmp_path):
     path = four_bit_bmp(tmp_path / "sixteen.bmp", (200, 100, 50))
     with Image.open(path) as image:
         assert image.mode == "P"  # a real 4-bit BMP, as Pillow sees it
-    assert needs_pillow(path, 32) is True
+    assert check_photo(path, 32).pillow is True
     reads_as(path, (200, 100, 50), tolerance=0)
 
 
 def test_colour_bmps_are_read_with_tensorflow(tmp_path):
     for mode in ("RGB", "RGBA"):
         path = solid(tmp_path / f"{mode}.bmp", (10, 200, 30), mode=mode)
-        assert needs_pillow(path, 32) is False
+        assert check_photo(path, 32).pillow is False
         reads_as(path, (10, 200, 30), size=32, tolerance=0)
 
 
@@ -227,7 +250,7 @@ def test_odd_modes_are_read_in_their_colours(tmp_path, mode, options, colour):
     path = solid(tmp_path / f"photo.{options['format'].lower()}", colour, mode=mode, **options)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a warning would be a stray line in predict.py's output
-        assert needs_pillow(path, 32) is False  # TensorFlow decodes it as it is (CMYK included)...
+        assert check_photo(path, 32).pillow is False  # TensorFlow decodes it as it is (CMYK included)...
         reads_as(path, colour, size=32)
         reads_as(path, colour, size=8)  # ...and Pillow where it is shrunk while decoding (JPEGs): same colours
 
@@ -245,7 +268,7 @@ def test_sixteen_bit_png_is_scaled_to_eight_bits_not_clipped(tmp_path):
     Image.fromarray(values).save(path)
     with Image.open(path) as image:
         assert image.mode == "I;16"
-    assert needs_pillow(path, 3) is True
+    assert check_photo(path, 3).pillow is True
     image = load_image(path, 3)  # one pixel per band of grey
     np.testing.assert_allclose(image[1, :, 0], [0, 128, 255], atol=1)
 
@@ -256,7 +279,7 @@ def test_multi_picture_jpeg_from_a_camera_is_accepted(tmp_path):
     first.save(path, format="MPO", save_all=True, append_images=[second], quality=95)
     with Image.open(path) as image:
         assert image.format == "MPO"
-    assert needs_pillow(path, 32) is False
+    assert check_photo(path, 32).pillow is False
     reads_as(path, (200, 100, 50), size=32)
 
 
@@ -272,7 +295,7 @@ def test_exif_rotated_photo_is_read_upright(tmp_path, orientation, turn):
     got = load_image(path, 8).astype(int)
     assert np.abs(got - upright(turn, 8)).max() <= 12
     assert np.abs(got - as_stored).max() > 100  # the test tells the two apart
-    assert needs_pillow(path, 32) is True  # TensorFlow ignores EXIF: Pillow turns it
+    assert check_photo(path, 32).pillow is True  # TensorFlow ignores EXIF: Pillow turns it
 
 
 def test_a_photo_with_a_damaged_exif_block_is_read_without_a_warning(tmp_path):
@@ -282,7 +305,7 @@ def test_a_photo_with_a_damaged_exif_block_is_read_without_a_warning(tmp_path):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         reads_as(path, (200, 100, 50), size=32)
-        assert needs_pillow(path, 32) is False
+        assert check_photo(path, 32).pillow is False
     assert [str(warning.message) for warning in caught] == []  # Pillow's "Corrupt EXIF data" would be a stray line
 
 
@@ -331,7 +354,7 @@ def test_symlinks_dangling_links_and_loops(tmp_path):
     images, _ = find_images([photos])
     assert sorted(path.name for path in images) == ["dangling.jpg", "link.jpg", "real.jpg"]  # each once, no endless walk
     assert load_image(photos / "link.jpg", 8).shape == (8, 8, 3)
-    for read in (lambda path: needs_pillow(path, 8), lambda path: load_image(path, 8)):
+    for read in (lambda path: check_photo(path, 8), lambda path: load_image(path, 8)):
         with pytest.raises(BadImage, match="broken link"):
             read(photos / "dangling.jpg")
 
@@ -386,7 +409,7 @@ def test_predict_files_reads_photos_as_training_does(tmp_path, trained):
     paths = [rotated_photo(tmp_path / "portrait.jpg", 6), sixteen_bit_grey(tmp_path / "deep.png"),
              four_bit_bmp(tmp_path / "sixteen.bmp", COLOURS["Cats"]), make_photo(tmp_path / "plain.jpg", COLOURS["Dogs"])]
     predictions = list(predict_files(model, info, paths, batch_size=3))
-    samples = [Sample(path, 0, pillow) for path, pillow in check_images(paths, info.image_size)]
+    samples = [Sample(path, 0, photo) for path, photo in check_images(paths, info.image_size)]
     images, _ = next(iter(image_dataset(samples, info.image_size, batch_size=8)))
     expected = probabilities(model.predict_on_batch(images))
     assert [prediction.path for prediction in predictions] == paths
@@ -406,7 +429,7 @@ def test_one_batch_is_labelled_without_tracing_the_model_and_alike(tmp_path, tra
     paths = [make_photo(tmp_path / f"{index}.jpg", COLOURS["Dogs"], seed=index) for index in range(3)]
     from classifier.data import Sample
 
-    images, _ = next(iter(image_dataset([Sample(path, 0, False) for path in paths], info.image_size, batch_size=3)))
+    images, _ = next(iter(image_dataset([Sample(path, 0) for path in paths], info.image_size, batch_size=3)))
     eager = [predict_batch(model, images, eager=True), predict_batch(model, images, tta=True, eager=True)]
     one_batch = np.stack([result.probabilities for result in predict_files(network, info, paths, batch_size=8)])
     assert built[-1].predict_function is None  # nothing traced for one batch of photos
@@ -419,22 +442,24 @@ def test_one_batch_is_labelled_without_tracing_the_model_and_alike(tmp_path, tra
     assert built[-1].predict_function is not None  # two batches: traced once, used twice
 
 
-def test_predict_files_decodes_each_photo_pillow_reads_once(tmp_path, trained, monkeypatch):
-    """The check's pixels go to the model: decoding a phone photo twice would double predict.py's input cost."""
+def test_predict_files_reads_and_decodes_each_photo_once(tmp_path, trained, monkeypatch):
+    """The check's pixels go to the model, by either decoder: reading or decoding a photo twice would
+    double predict.py's input cost."""
     from classifier import images
     from classifier.prediction import load_classifier, predict_files
 
     output, _ = trained
     model, info = load_classifier(output / "model.h5", compiled=False)
-    paths = [rotated_photo(tmp_path / f"portrait{index}.jpg", 6) for index in range(3)]
-    opened, real_open = [], images.open_image
-    monkeypatch.setattr(images, "open_image", lambda path, draft_size=None: opened.append(path) or real_open(path, draft_size))
+    paths = [rotated_photo(tmp_path / f"portrait{index}.jpg", 6) for index in range(3)]  # Pillow decodes these
+    paths += [make_photo(tmp_path / f"plain{index}.jpg", COLOURS["Dogs"], seed=index) for index in range(2)]  # TensorFlow these
+    read, real_read = [], images.read_bytes
+    monkeypatch.setattr(images, "read_bytes", lambda source, name=None: read.append(source) or real_read(source, name))
     first = [prediction.probabilities for prediction in predict_files(model, info, paths, batch_size=2)]
-    assert sorted(map(str, opened)) == sorted(map(str, paths))  # once each
-    opened.clear()
-    monkeypatch.setattr(images, "KEPT_PIXELS_BYTES", 0)  # pictures too big to keep are decoded again, to the same pixels
+    assert sorted(map(str, read)) == sorted(map(str, paths))  # once each
+    read.clear()
+    monkeypatch.setattr(images, "KEPT_PIXELS_BYTES", 0)  # pictures too big to keep are read again, to the same pixels
     again = [prediction.probabilities for prediction in predict_files(model, info, paths, batch_size=2)]
-    assert sorted(map(str, opened)) == sorted(map(str, paths * 2))
+    assert sorted(map(str, read)) == sorted(map(str, paths + paths[:3]))  # tf.data reads the others itself
     np.testing.assert_allclose(first, again, atol=1e-6)
 
 

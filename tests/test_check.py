@@ -9,6 +9,7 @@ from PIL import Image
 
 from classifier.check import NEAR_BITS, near_pairs, quick_check
 from classifier.data import Sample
+from classifier.images import check_photo
 from conftest import COLOURS, SHARED_DATASET, make_photo
 
 IMAGE_SIZE = 32
@@ -116,7 +117,7 @@ def test_near_pairs_finds_hashes_a_few_bits_apart():
 
 def samples_of(data, split):
     paths = sorted(Path(data, split).glob("*/*"))
-    return [Sample(path, list(COLOURS).index(path.parent.name), False) for path in paths]
+    return [Sample(path, list(COLOURS).index(path.parent.name), check_photo(path, IMAGE_SIZE)) for path in paths]
 
 
 def test_quick_check_is_silent_on_a_clean_dataset(tmp_path, capsys):
@@ -137,6 +138,25 @@ def test_quick_check_warns_of_leakage_imbalance_and_tiny_photos_in_a_line_each(t
     assert lines[1] == ("1 Test_Set photo is an exact copy of a Training_Set photo, so the test score is too high; "
                         "`python train_CNN.py --check` with the same --data lists them")
     assert lines[2].startswith(f"1 photo is smaller than {IMAGE_SIZE // 2} px on a side")
+
+
+def test_quick_check_reads_no_photo_again(tmp_path, capsys, monkeypatch):
+    """The size and hash come from training's own photo check (images.check_photo): one read per photo."""
+    import builtins
+    import os
+
+    from classifier import images
+    data = clean_dataset(tmp_path / "data", train_per_class=2, test_per_class=2)
+    shutil.copy(data / "Training_Set/Cats/cats.0.jpg", data / "Test_Set/Cats/copy.jpg")
+    train, test = samples_of(data, "Training_Set"), samples_of(data, "Test_Set")
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("a photo was read again")
+    for module, name in ((images, "read_bytes"), (images, "open_file"), (builtins, "open"), (os, "open")):
+        monkeypatch.setattr(module, name, no_reading)
+    lines = quick_check(train, test, list(COLOURS), IMAGE_SIZE)
+    monkeypatch.undo()
+    assert lines and lines[0].startswith("1 Test_Set photos are exact copies of Training_Set photos")
 
 
 def test_every_training_run_starts_with_the_short_form(tmp_path, run):

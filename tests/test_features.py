@@ -30,7 +30,7 @@ def test_the_top_on_the_frozen_output_is_the_whole_model(model):
 
 def test_the_cache_holds_each_photo_and_its_mirror_image(tmp_path, model):
     frozen, _ = split_frozen(model)
-    samples = [Sample(make_photo(tmp_path / f"{index}.png", (200, 40 * index, 90), size=(SIZE, SIZE), seed=index), index % 3, False)
+    samples = [Sample(make_photo(tmp_path / f"{index}.png", (200, 40 * index, 90), size=(SIZE, SIZE), seed=index), index % 3)
                for index in range(5)]
     pairs = frozen_features(frozen, samples, SIZE, batch_size=2, mirrors=True, verbose=0)
     singles = frozen_features(frozen, samples, SIZE, batch_size=4, mirrors=False, verbose=0)
@@ -42,7 +42,7 @@ def test_the_cache_holds_each_photo_and_its_mirror_image(tmp_path, model):
 
 def test_each_epoch_takes_a_photo_or_its_mirror_at_random():
     count = 64
-    samples = [Sample(f"{index}.jpg", index % 2, False) for index in range(count)]
+    samples = [Sample(f"{index}.jpg", index % 2) for index in range(count)]
     pairs = np.stack([np.zeros((count, 1, 1, 1)), np.ones((count, 1, 1, 1))], axis=1).astype(np.float16)
     pairs += np.arange(count, dtype=np.float16).reshape(-1, 1, 1, 1, 1) * 2  # photo i: 2i, its mirror 2i + 1
     dataset, seen = feature_dataset(pairs, samples, 16, shuffle=True, seed=3), []
@@ -92,3 +92,18 @@ def test_few_photos_get_more_epochs_of_a_pretrained_model(arch, photos, given, e
     from classifier.training import with_model_defaults
 
     assert with_model_defaults(RunConfig(arch=arch, epochs=given), photos).epochs == expected
+
+
+@pytest.mark.parametrize("arch, given, expected", [
+    ("classic", 0, 64),    # as the classic tutorial trained it
+    ("cnn", 0, 32),
+    ("efficientnet-lite0", 0, 32),
+    ("classic", 16, 16),   # --batch-size given: as given
+])
+def test_the_batch_size_is_the_models_unless_given(arch, given, expected):
+    from classifier.config import RunConfig
+    from classifier.model import MODELS
+    from classifier.training import with_model_defaults
+
+    assert RunConfig(arch=arch).batch_size == 0 and MODELS["classic"].batch_size == 64
+    assert with_model_defaults(RunConfig(arch=arch, batch_size=given)).batch_size == expected

@@ -115,8 +115,9 @@ def test_predict_writes_one_heatmap_per_photo_and_draws_them_on_the_sheet(run, s
     assert result.returncode == 0, result.stderr
     assert "Heatmaps: saliency" in result.stderr
     assert sorted(path.name for path in heatmaps.iterdir()) == ["square.left.png.png", "square.right.png.png"]
-    overlay = np.asarray(Image.open(heatmaps / "square.left.png.png").convert("RGB"), dtype=float)
-    assert overlay.shape == (SIZE, SIZE, 3)
+    picture = np.asarray(Image.open(heatmaps / "square.left.png.png").convert("RGB"), dtype=float)
+    assert picture.shape[0] > SIZE and picture.shape[1] >= SIZE  # the photo, above its caption
+    overlay = picture[:SIZE, :SIZE]
     red_minus_blue = overlay[..., 0] - overlay[..., 2]  # jet: red where the map is high
     assert red_minus_blue[:, :SIZE // 2].mean() > red_minus_blue[:, SIZE // 2:].mean()
     assert Image.open(sheet).size[0] > 0
@@ -144,7 +145,33 @@ def test_two_photos_of_the_same_name_get_two_heatmaps_each_its_own(run, saved_lo
     assert sorted(path.name for path in (tmp_path / "why").iterdir()) == ["square.png-2.png", "square.png.png"]
     assert "heatmaps of 2 images" in result.stderr
     for name, side in (("square.png.png", "left"), ("square.png-2.png", "right")):
-        overlay = np.asarray(Image.open(tmp_path / "why" / name).convert("RGB"), dtype=float)
+        overlay = np.asarray(Image.open(tmp_path / "why" / name).convert("RGB"), dtype=float)[:SIZE, :SIZE]  # above the caption
         red_minus_blue = overlay[..., 0] - overlay[..., 2]  # jet: red where the map is high
         left, right = red_minus_blue[:, :SIZE // 2].mean(), red_minus_blue[:, SIZE // 2:].mean()
         assert (left > right + 3) if side == "left" else (right > left + 3), (name, left, right)  # measured: by 8
+
+
+def test_each_heatmap_picture_says_the_label_and_its_confidence(run, saved_logistic, tmp_path, monkeypatch):
+    """Under the photo, a band with the caption predict.py prints for it: label and confidence (and the
+    class the map is of, when the label is unsure)."""
+    from classifier import heatmap
+
+    photo = tmp_path / "photos" / "square.png"
+    photo.parent.mkdir()
+    Image.fromarray(square_photos(1, "left", seed=5)[0].astype(np.uint8)).save(photo)
+    captions, real_caption = [], heatmap.with_caption
+    monkeypatch.setattr(heatmap, "with_caption", lambda picture, caption: captions.append(caption) or real_caption(picture, caption))
+    result = run("predict.py", photo, "--model", saved_logistic, "--heatmaps", tmp_path / "why")
+    assert result.returncode == 0, result.stderr
+    _, label, confidence = result.stdout.strip().split("\t")
+    assert captions == [f"{label}  {float(confidence):.1%}"]
+    result = run("predict.py", photo, "--model", saved_logistic, "--heatmaps", tmp_path / "why2", "--unsure-below", "1")
+    assert captions[1] == f"unsure (heatmap of {label})  {float(confidence):.1%}"
+
+    plain = Image.new("RGB", (SIZE, SIZE), (90, 90, 90))
+    drawn = np.asarray(heatmap.with_caption(plain, "Dogs  97.3%"))
+    assert drawn.shape[0] > SIZE and (drawn[:SIZE, :SIZE] == 90).all()  # the picture untouched, the band below it
+    band = drawn[SIZE:]
+    assert (band == heatmap.CAPTION_INK).all(axis=-1).any() and (band == heatmap.CAPTION_PAPER).all(axis=-1).any()
+    wider = np.asarray(heatmap.with_caption(plain, "a much longer label than the picture is wide  50.0%"))
+    assert wider.shape[1] > SIZE  # the words in full, not cut to the picture's width

@@ -14,7 +14,7 @@ import h5py
 import pytest
 
 from classifier import artifacts, runs
-from classifier.config import EXIT_INTERRUPTED, EXIT_USAGE, RunConfig, UsageError
+from classifier.config import EXIT_INTERRUPTED, EXIT_USAGE, RunConfig, UsageError, short_path
 from conftest import PROJECT, ctrl_c_as_in_a_terminal, make_dataset
 
 EPOCHS = 4
@@ -81,7 +81,10 @@ def assert_stopped_cleanly(code, log, output):
     assert code == EXIT_INTERRUPTED, log
     assert "Traceback" not in log and log.count("Interrupted") == 1, log
     message = next(line for line in log.splitlines() if "Interrupted" in line)
-    assert "no model file was changed" in message and "--resume" in message
+    assert "no model file was changed" in message
+    # which folder holds the checkpoint, and the command that continues the run
+    assert f"kept in {short_path(output / 'checkpoint')}" in message
+    assert message.endswith(f"python train_CNN.py --resume --output {short_path(output)}")
     for name, data in PREVIOUS.items():
         assert (output / name).read_bytes() == data  # byte-identical
     assert (output / "checkpoint" / "backup-train").is_dir()  # the epochs so far are kept
@@ -152,6 +155,8 @@ def test_kill_during_the_first_epoch_keeps_the_old_model_and_blocks_no_new_run(s
     for name, data in PREVIOUS.items():
         assert (output / name).read_bytes() == data  # byte-identical
     assert not runs.has_finished_epochs(output)  # no epoch to resume: the next run starts afresh
+    message = next(line for line in log.splitlines() if "Interrupted" in line)
+    assert f"{short_path(output)} holds nothing to resume; run the same command again" in message
 
 
 # Problems found before training starts.

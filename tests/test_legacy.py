@@ -7,6 +7,7 @@ so the rebuilt model must predict exactly what the reference predicts; predictio
 probability per class (a Dense(1) sigmoid output p as [1 - p, p]).
 """
 import json
+import warnings as python_warnings
 
 import h5py
 import numpy as np
@@ -222,11 +223,13 @@ def test_dense_1_with_softmax_is_loaded_with_a_clear_warning(tmp_path, run, recw
     configs, reference = classic_cnn(head_activation="softmax")
     model_path = write_keras2_model(tmp_path / "model.h5", configs, weights_of(configs, reference))
     make_photo(tmp_path / "a.jpg", COLOURS["Cats"])
+    filters = list(python_warnings.filters)
     result = run("predict.py", tmp_path / "a.jpg", "--model", model_path, "--weights", model_path, "--classes", "Cats,Dogs")
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "Dense(1) with softmax" in warnings[0] and "always outputs 1.0" in warnings[0]
     assert not [warning for warning in recwarn if "softmax" in str(warning.message)]  # our line, not also Keras's
+    assert python_warnings.filters == filters  # Keras's warning silenced in the model's call only, not for the process
     assert result.stdout.strip().split("\t")[1:] == ["Dogs", "1.0000"]
 
 

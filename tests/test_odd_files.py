@@ -20,7 +20,7 @@ from PIL import Image
 from classifier import artifacts
 from classifier.config import EXIT_INTERRUPTED, EXIT_SOME_INPUTS_BAD, EXIT_USAGE, IMAGE_EXTENSIONS
 from classifier.data import image_dataset, labelled_samples, load_image
-from classifier.images import BadImage, check_images, find_images, needs_pillow, open_image
+from classifier.images import BadImage, check_images, check_photo, find_images, open_image
 from conftest import COLOURS, PROJECT, ctrl_c_as_in_a_terminal, make_dataset, make_photo
 
 SIZE = 16
@@ -62,7 +62,7 @@ def test_phone_formats_are_in_the_one_extension_list():
 def test_a_phone_format_is_found_and_read_in_its_colours(tmp_path, name):
     path = solid(tmp_path / "photos" / name, (200, 100, 50), **PHONE_FORMATS[name])
     assert find_images([tmp_path / "photos"]) == ([path], [])
-    assert needs_pillow(path, 32) is True  # TensorFlow decodes none of them
+    assert check_photo(path, 32).pillow is True  # TensorFlow decodes none of them
     image = load_image(path, 8)
     assert image.shape == (8, 8, 3) and np.abs(image.astype(int) - (200, 100, 50)).max() <= 6
 
@@ -101,7 +101,7 @@ def test_a_heic_photo_without_pillow_heif_names_the_package(tmp_path, monkeypatc
     path = solid(tmp_path / "iphone.heic", (200, 100, 50), format="HEIF", quality=-1)
     monkeypatch.setattr(Image, "ID", [kind for kind in Image.ID if kind != "HEIF"])  # as if never registered
     with pytest.raises(BadImage, match="pip install pillow-heif"):
-        needs_pillow(path, 32)
+        check_photo(path, 32)
 
 
 # 2. Things named like photos that are not files: refused before they are opened, never a hang.
@@ -155,7 +155,7 @@ def test_special_files_are_one_bad_image_each_and_never_block(tmp_path):
     assert sorted(path.name for path in found) == sorted([*reasons, "inside.jpg"])
     for path, result in results.items():
         if path.name == "inside.jpg":
-            assert result is False
+            assert result.pillow is False
         else:
             assert isinstance(result, BadImage) and result.reason == reasons[path.name], (path, result)
 

@@ -117,7 +117,7 @@ def test_pipeline_labels_follow_sorted_folder_names(tmp_path):
 
 
 def test_split_off_holds_out_a_share_of_each_class():
-    samples = [Sample(Path(f"{label}-{index}.jpg"), label, False) for label, count in ((0, 20), (1, 5), (2, 2)) for index in range(count)]
+    samples = [Sample(Path(f"{label}-{index}.jpg"), label) for label, count in ((0, 20), (1, 5), (2, 2)) for index in range(count)]
     kept, held = split_off(samples, 0.1, seed=1)
     assert sorted(map(str, [s.path for s in kept + held])) == sorted(map(str, [s.path for s in samples]))  # each photo once
     assert [sum(s.label == label for s in held) for label in range(3)] == [2, 1, 1]  # 10 %, at least one
@@ -171,3 +171,21 @@ def test_one_photo_is_singular_in_what_the_scripts_print(tmp_path, capsys):
 def test_run_config_round_trips_and_ignores_unknown_keys():
     config = RunConfig(data="d", output="o", arch="cnn", image_size=32, epochs=3, seed=5, float16=False)
     assert RunConfig.from_dict({**config.to_dict(), "from_a_later_version": 1}) == config
+
+
+def test_class_folders_are_listed_in_one_place(tmp_path):
+    """data.class_folders: sorted, hidden and plain files left out, none for a missing folder; no other
+    module lists a split's folders itself."""
+    import re
+
+    from classifier.data import class_folders
+
+    for name in ("Dogs", "Cats", ".cache"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "notes.txt").write_text("not a class")
+    assert class_folders(tmp_path) == ["Cats", "Dogs"] and class_folders(tmp_path / "missing") == []
+    project = Path(__file__).resolve().parent.parent
+    listing = re.compile(r"scandir|iterdir|listdir|glob\(")
+    sources = [*project.glob("*.py"), *(project / "classifier").glob("*.py")]
+    found = {path.name for path in sources if listing.search(path.read_text(encoding="utf-8"))}
+    assert found <= {"data.py", "runs.py", "download.py"}, found  # runs.py: run folders; download.py: the archive's photos

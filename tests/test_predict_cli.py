@@ -71,3 +71,28 @@ def test_evaluate_prints_accuracy_and_confusion_matrix(trained, dataset, run):
 def test_help_answers_at_once():
     result = run_script("predict.py", "--help")
     assert result.returncode == 0 and "--csv" in result.stdout
+
+
+def test_the_shipped_model_on_a_dataset_of_other_classes_hints_at_model(tmp_path, run, monkeypatch):
+    """Three cat breeds in Dataset/Training_Set, and predict.py without --model: the shipped Cats/Dogs
+    model answers, with one line saying which --model was probably meant; with Cats and Dogs there, none."""
+    from classifier import config
+
+    monkeypatch.setattr(config, "DATASET_DIR", tmp_path / "Dataset")
+    monkeypatch.setattr(config, "RUNS_DIR", tmp_path / "runs")
+    for name in ("AmericanCurl", "Bengal", "Siamese"):
+        (tmp_path / "Dataset" / "Training_Set" / name).mkdir(parents=True)
+    (tmp_path / "runs" / "efficientnet-lite0").mkdir(parents=True)
+    (tmp_path / "runs" / "efficientnet-lite0" / "model.h5").write_bytes(b"")
+    photo = make_photo(tmp_path / "cat.jpg", COLOURS["Cats"])
+    result = run("predict.py", photo)
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "knows Cats, Dogs" in notes[0] and "AmericanCurl, Bengal, Siamese" in notes[0], result.stderr
+    assert notes[0].endswith(f"pass --model {config.short_path(tmp_path / 'runs' / 'efficientnet-lite0' / 'model.h5')}")
+    for name in ("AmericanCurl", "Bengal", "Siamese"):
+        (tmp_path / "Dataset" / "Training_Set" / name).rmdir()
+    for name in ("Cats", "Dogs"):
+        (tmp_path / "Dataset" / "Training_Set" / name).mkdir()
+    result = run("predict.py", photo)
+    assert result.returncode == 0 and "note:" not in result.stderr, result.stderr

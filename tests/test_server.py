@@ -163,6 +163,18 @@ def test_several_photos_in_one_request_are_answered_in_their_order(client):
         [("a.jpg", "Dogs"), ("b.png", "Cats"), ("c.webp", "Dogs")]
 
 
+def test_an_upload_is_labelled_from_its_bytes_without_a_temporary_file(client, monkeypatch):
+    """The photo reader takes bytes as it takes a path: an upload is never written to disk to be read back."""
+    import tempfile
+
+    def no_temporary_files(*args, **kwargs):
+        raise AssertionError("the upload was written to a temporary file")
+    for name in ("NamedTemporaryFile", "mkstemp", "TemporaryFile"):
+        monkeypatch.setattr(tempfile, name, no_temporary_files)
+    response = post(client, ("big.png", photo(BLUE, size=(120, 80), fmt="PNG")), ("small.jpg", photo(ORANGE, seed=4)))
+    assert [row["label"] for row in response.json()["predictions"]] == ["Cats", "Dogs"], response.text
+
+
 @pytest.mark.parametrize("name, data, status, reason", [
     ("notes.txt", b"these are my notes, not a photo", 415, "not an image"),
     ("empty.jpg", b"", 400, "empty file (0 bytes)"),
