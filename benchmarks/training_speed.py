@@ -96,7 +96,7 @@ def measure(arch, phase, folder, args, models):
     if frozen is None:
         dataset = cached_dataset(samples, size, args.batch_size, args.seed)
     else:  # the top, on the frozen blocks' output
-        dataset = feature_dataset(models[arch, "features"], samples, args.batch_size, shuffle=True, seed=args.seed)
+        dataset = feature_dataset(models[arch, "features"], samples, args.batch_size, shuffle=True, seed=args.seed, mirrored=True)
         dataset = dataset.rebatch(args.batch_size, drop_remainder=True)
     set_phase(model, phase)
     compile_for(fitted, PlannedPhase(Phase(phase), 0, 1, MODELS[arch].learning_rate, warmup=False), len(samples) // args.batch_size)

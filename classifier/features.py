@@ -26,8 +26,8 @@ def backbone_of(model):
 
 
 def split(model, cut_layer):
-    """(frozen, top): frozen maps pixels to the output of backbone layer `cut_layer`; top maps that
-    output to the class probabilities, through the very layers of `model`."""
+    """(frozen, top): frozen maps pixels to the output of backbone layer `cut_layer` (its last layer:
+    all of it); top maps that output to the class probabilities, through the very layers of `model`."""
     backbone = backbone_of(model)
     position = model.layers.index(backbone)
     before, after = model.layers[:position], model.layers[position + 1:]
@@ -36,7 +36,8 @@ def split(model, cut_layer):
     cut = backbone.get_layer(cut_layer).output
     frozen = keras.Model(backbone.input, cut, name="frozen_blocks")
     inputs = keras.Input(shape=cut.shape[1:], name="frozen_features")
-    x = keras.Model(cut, backbone.output, name="trainable_blocks")(inputs)
+    whole = cut_layer == backbone.layers[-1].name  # the backbone's output: only the layers after it train
+    x = inputs if whole else keras.Model(cut, backbone.output, name="trainable_blocks")(inputs)
     for layer in after:
         x = layer(x)
     return frozen, keras.Model(inputs, x, name=f"{model.name}_top")
@@ -60,13 +61,14 @@ def frozen_features(frozen, samples, image_size, batch_size, mirrors, verbose):
     return features.reshape(len(samples), 2, *features.shape[1:]) if mirrors else features
 
 
-def feature_dataset(features, samples, batch_size, shuffle=False, seed=None):
-    """A tf.data stream of (float32 features, labels) batches. Features of shape (N, 2, ...) give,
-    for each photo in each epoch, the photo or its mirror image at random: the flip augmentation."""
+def feature_dataset(features, samples, batch_size, shuffle=False, seed=None, mirrored=False):
+    """A tf.data stream of (float32 features, labels) batches. Mirrored features, of shape (N, 2, ...)
+    (frozen_features), give for each photo in each epoch the photo or its mirror image at random:
+    the flip augmentation."""
     tf = import_tensorflow()
     labels = np.array([sample.label for sample in samples], np.int32)
     dataset = tf.data.Dataset.from_tensor_slices((features, labels))
-    if features.ndim == 5:  # a new coin for each photo at each pass over the set (each epoch)
+    if mirrored:  # a new coin for each photo at each pass over the set (each epoch)
         coins = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         dataset = tf.data.Dataset.zip(dataset, coins).map(lambda photo, coin: (photo[0][coin % 2], photo[1]))
     if shuffle:

@@ -137,8 +137,10 @@ def set_phase(model, phase):
         freeze_except_top(backbone_of(model))
 
 
-def split_frozen(model):
-    """(frozen lower blocks, trainable top) of a pretrained model: features.py runs the first once per photo."""
+def split_frozen(model, whole_backbone=False):
+    """(frozen part, trainable top) of a pretrained model: features.py runs the first once per photo.
+    The frozen part is the backbone's lower blocks, or all of it when only the head trains."""
     from .efficientnet import variant_of
     from .features import backbone_of, split
-    return split(model, variant_of(backbone_of(model)).frozen_output)
+    backbone = backbone_of(model)
+    return split(model, backbone.layers[-1].name if whole_backbone else variant_of(backbone).frozen_output)

@@ -31,6 +31,12 @@ from .runs import NEEDED_DISK_BYTES, Run, interrupted, prepare_output, training_
 
 MIN_HEAD_STEPS = 100             # a pretrained model's head phase trains at least this many steps...
 MAX_EPOCH_FACTOR = 10            # ...with at most this many times its default epochs (more_epochs_for_few_photos)
+# Fewer training photos than HEAD_ONLY_BELOW: a pretrained model trains only its new head, for
+# HEAD_ONLY_STEPS steps, on the whole backbone's features computed once (MODEL_CARD.md, "How many
+# photos"): on a few dozen photos a class, fine-tuning blocks overfits, and the head needs hundreds
+# of steps to converge, which on the pooled features take seconds.
+HEAD_ONLY_BELOW = 500
+HEAD_ONLY_STEPS = 300
 
 
 @dataclass
@@ -48,7 +54,11 @@ def with_model_defaults(config, training_photos=0):
     more epochs (more_epochs_for_few_photos)."""
     arch = MODELS[config.arch]
     batch_size = config.batch_size or arch.batch_size
-    epochs = config.epochs or (training_photos and arch.epochs * more_epochs_for_few_photos(arch, training_photos, batch_size))
+    if head_only(config, training_photos):
+        default_epochs = math.ceil(HEAD_ONLY_STEPS / math.ceil(training_photos / batch_size))
+    else:
+        default_epochs = training_photos and arch.epochs * more_epochs_for_few_photos(arch, training_photos, batch_size)
+    epochs = config.epochs or default_epochs
     return replace(config, image_size=config.image_size or arch.image_size, epochs=epochs, batch_size=batch_size,
                    learning_rate=config.learning_rate or arch.learning_rate)
 
@@ -64,14 +74,22 @@ def more_epochs_for_few_photos(arch, training_photos, batch_size):
     return max(1, min(MAX_EPOCH_FACTOR, math.ceil(MIN_HEAD_STEPS / steps)))
 
 
-def plan_phases(config):
+def head_only(config, training_photos):
+    """Whether a run trains only a pretrained model's new head (HEAD_ONLY_BELOW)."""
+    return MODELS[config.arch].pretrained and 0 < (training_photos or 0) < HEAD_ONLY_BELOW
+
+
+def plan_phases(config, training_photos=None):
     """A pretrained model first trains its new head on the frozen backbone (a large learning rate
     would wreck the ImageNet features while the head is random), then fine-tunes the top blocks
     at a tenth of the learning rate. The head takes the share of the epochs it has in the model's
-    defaults (at least one). A model from scratch trains in one phase."""
+    defaults (at least one); given few training photos, all of them (head_only). A model from
+    scratch trains in one phase."""
     arch = MODELS[config.arch]
     if not arch.pretrained:
         return [PlannedPhase(Phase.TRAIN, 0, config.epochs, config.learning_rate, warmup=True)]
+    if head_only(config, training_photos):
+        return [PlannedPhase(Phase.HEAD, 0, config.epochs, config.learning_rate, warmup=False)]
     head_epochs = min(config.epochs, max(1, round(config.epochs * arch.head_epochs / arch.epochs)))
     phases = [PlannedPhase(Phase.HEAD, 0, head_epochs, config.learning_rate, warmup=False)]
     if config.epochs > head_epochs:
@@ -200,14 +218,17 @@ def data_for_fit(run, model, photos):
     from .features import feature_dataset, frozen_features
     from .model import split_frozen
 
+    whole_backbone = head_only(config, len(photos.train))
     with run.strategy.scope():
-        frozen, top = split_frozen(model)
-    print(f"Running the frozen blocks of the backbone once over the {counted(len(photos.train), 'training photo')} and their "
-          f"mirror images, and the {counted(len(photos.validation), 'validation photo')}; each epoch then trains only the top...", flush=True)
+        frozen, top = split_frozen(model, whole_backbone)
+    print(f"Running the {'backbone' if whole_backbone else 'frozen blocks of the backbone'} once over the "
+          f"{counted(len(photos.train), 'training photo')} and their mirror images, and the "
+          f"{counted(len(photos.validation), 'validation photo')}; each epoch then trains only the "
+          f"{'new head' if whole_backbone else 'top'}...", flush=True)
     verbose = 1 if os.isatty(1) else 2
     train = frozen_features(frozen, photos.train, config.image_size, batch_size, mirrors=True, verbose=verbose)
     validation = frozen_features(frozen, photos.validation, config.image_size, batch_size, mirrors=False, verbose=verbose)
-    return FitData(top, shard(feature_dataset(train, photos.train, batch_size, shuffle=True, seed=config.seed)),
+    return FitData(top, shard(feature_dataset(train, photos.train, batch_size, shuffle=True, seed=config.seed, mirrored=True)),
                    shard(feature_dataset(validation, photos.validation, batch_size)) if photos.validation else None,
                    feature_dataset(np.concatenate([train[:, 0], validation]), photos.train + photos.validation, batch_size))
 
@@ -224,7 +245,7 @@ def fit_phases(run, model, photos):
     best_path = checkpoint / "best.weights.h5"
     fit = data_for_fit(run, model, photos)
     steps_per_epoch = math.ceil(len(photos.train) / run.batch_size)
-    for phase in plan_phases(run.config):
+    for phase in plan_phases(run.config, len(photos.train)):
         done = checkpoint / f"after-{phase.kind.value}.weights.h5"
         if done.exists():  # finished before an interruption
             model.load_weights(str(done))

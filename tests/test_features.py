@@ -45,7 +45,7 @@ def test_each_epoch_takes_a_photo_or_its_mirror_at_random():
     samples = [Sample(f"{index}.jpg", index % 2) for index in range(count)]
     pairs = np.stack([np.zeros((count, 1, 1, 1)), np.ones((count, 1, 1, 1))], axis=1).astype(np.float16)
     pairs += np.arange(count, dtype=np.float16).reshape(-1, 1, 1, 1, 1) * 2  # photo i: 2i, its mirror 2i + 1
-    dataset, seen = feature_dataset(pairs, samples, 16, shuffle=True, seed=3), []
+    dataset, seen = feature_dataset(pairs, samples, 16, shuffle=True, seed=3, mirrored=True), []
     for _ in range(2):  # two epochs
         values = np.concatenate([x.numpy().ravel() for x, _ in dataset])
         assert sorted(values // 2) == list(range(count))  # every photo once an epoch, as one of its pair
@@ -53,19 +53,26 @@ def test_each_epoch_takes_a_photo_or_its_mirror_at_random():
     assert 0 < np.mean(seen[0]) < 1 and not np.array_equal(seen[0], seen[1])  # both kinds, and not the same each epoch
 
 
-def test_training_changes_only_the_top_blocks(tmp_path, run):
+@pytest.mark.parametrize("per_class, message, trained_blocks", [
+    # 513 training photos (3 classes, 10 % held out): the head, then blocks 12-15 and the head conv (fine-tuning)
+    (190, "Running the frozen blocks of the backbone once", True),
+    # 27: fewer than training.HEAD_ONLY_BELOW, so only the new head trains, on the backbone's features
+    (10, "Running the backbone once", False),
+])
+def test_training_changes_only_the_top_blocks(tmp_path, run, per_class, message, trained_blocks):
     from conftest import THREE_COLOURS, make_dataset
     from classifier import artifacts
     from classifier.efficientnet import load_imagenet_weights, make_backbone
 
-    data = make_dataset(tmp_path / "data", train_per_class=10, test_per_class=3, colours=THREE_COLOURS)
+    data = make_dataset(tmp_path / "data", train_per_class=per_class, test_per_class=3, colours=THREE_COLOURS)
     result = run("train_CNN.py", "--data", data, "--output", tmp_path / "run", "--epochs", 2, "--image-size", 32)
     assert result.returncode == 0, result.stderr
-    assert "Running the frozen blocks of the backbone once" in result.stdout
+    assert message in result.stdout
     trained = artifacts.load(tmp_path / "run" / "model.h5")[0].get_layer("efficientnet_lite0")
     imagenet = make_backbone(32)
     load_imagenet_weights(imagenet)
-    for name, changed in (("stem_conv", False), ("block11_expand_conv", False), ("block12_expand_conv", True), ("head_conv", True)):
+    for name, changed in (("stem_conv", False), ("block11_expand_conv", False), ("block12_expand_conv", trained_blocks),
+                          ("head_conv", trained_blocks)):
         stored = imagenet.get_layer(name).get_weights()[0].astype(np.float16)  # the saved files hold float16
         assert np.array_equal(trained.get_layer(name).get_weights()[0], stored) != changed, name
 
@@ -80,9 +87,22 @@ def test_the_head_takes_its_default_share_of_the_epochs(epochs, head, fine_tune)
     assert phases[-1].end_epoch == epochs and [phase.kind.value for phase in phases] == ["head", "fine-tune"][:len(phases)]
 
 
+@pytest.mark.parametrize("photos, head_only", [(45, True), (499, True), (500, False), (16_199, False)])
+def test_few_photos_train_only_the_head(photos, head_only):
+    from classifier.config import RunConfig
+    from classifier.training import HEAD_ONLY_BELOW, plan_phases
+
+    assert HEAD_ONLY_BELOW == 500
+    phases = plan_phases(RunConfig(epochs=20, learning_rate=1e-3), photos)
+    assert [phase.kind.value for phase in phases] == (["head"] if head_only else ["head", "fine-tune"])
+    assert phases[0].first_epoch == 0 and phases[-1].end_epoch == 20 and phases[0].learning_rate == 1e-3
+
+
 @pytest.mark.parametrize("arch, photos, given, expected", [
     ("efficientnet-lite0", 16_199, 0, 2),    # the shared set: the model's default
-    ("efficientnet-lite0", 180, 0, 20),      # 100 photos a class, 10 % held out: 6 steps an epoch, 10x
+    ("efficientnet-lite0", 180, 0, 50),      # 100 photos a class, 10 % held out: the head only, 300 steps of 6 an epoch
+    ("efficientnet-lite0", 45, 0, 150),      # 25 photos a class: 300 steps of 2
+    ("efficientnet-lite2", 900, 0, 8),       # fine-tuned: 29 steps an epoch, 4x the default
     ("efficientnet-lite0", 1_600, 0, 4),     # 50 steps an epoch: twice the default
     ("efficientnet-lite0", 180, 3, 3),       # --epochs given: as given
     ("cnn", 180, 0, 18),                     # from scratch: its own default, whatever the count
