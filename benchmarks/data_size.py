@@ -31,12 +31,13 @@ from pathlib import Path
 import common
 from classifier import config
 
-GOAL_ACCURACY, GOAL_MINUTES, GOAL_PER_CLASS = 0.97, 5.0, 100  # the default should reach this
+# What the default should reach: photos per class -> (Test_Set accuracy, training minutes on 2 CPU cores).
+GOALS = {25: (0.97, 2.0), 100: (0.985, 3.0)}
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--per-class", default="25,50,100,200,500", help="training photos per class, comma-separated (default: %(default)s)")
+    parser.add_argument("--per-class", default="10,25,50,100,200,500", help="training photos per class, comma-separated (default: %(default)s)")
     parser.add_argument("--models", default=f"cnn,{config.DEFAULT_ARCH}", help="the --arch names to train (default: %(default)s)")
     parser.add_argument("--test-images", type=int, default=1000, help="Test_Set photos scored, sampled; 0: all (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=0, help="epochs for every model (default: 0, each model's own)")
@@ -97,7 +98,9 @@ def plot(results, args, test_count):
     for arch in args.models:
         counts = [count for count in args.per_class if (count, arch) in results]
         axis.plot(counts, [100 * results[count, arch][0] for count in counts], marker="o", label=arch)
-    axis.axhline(100 * GOAL_ACCURACY, color="grey", linestyle="--", linewidth=1, label=f"{GOAL_ACCURACY:.0%}")
+    for count, (accuracy, _) in GOALS.items():
+        axis.plot([count], [100 * accuracy], marker="*", markersize=12, color="grey", linestyle="none",
+                  label="goals" if count == min(GOALS) else None)
     axis.set_xscale("log")
     axis.set_xticks(args.per_class, [str(count) for count in args.per_class])
     axis.minorticks_off()
@@ -135,11 +138,12 @@ def main():
         print(f"{count:>16}  {arch:<20}{accuracy:>14.2%}{minutes:>14.1f}{run_minutes:>9.1f}{ece:>8.2%}{flagged:>19.1%}{other:>16.1%}")
     epochs = args.epochs or "each model's default"
     print(f"(Test_Set accuracy on {tested} photos{'' if args.test_images else ', all of them'}; epochs: {epochs})")
-    if (GOAL_PER_CLASS, config.DEFAULT_ARCH) in results:
-        accuracy, minutes, *_ = results[GOAL_PER_CLASS, config.DEFAULT_ARCH]
-        met = accuracy >= GOAL_ACCURACY and minutes <= GOAL_MINUTES
-        print(f"goal, {config.DEFAULT_ARCH} >= {GOAL_ACCURACY:.0%} with {GOAL_PER_CLASS} photos per class in <= {GOAL_MINUTES:g} min "
-              f"of training: {'met' if met else 'NOT met'} ({accuracy:.2%}, {minutes:.1f} min)")
+    for count, (goal, goal_minutes) in GOALS.items():
+        if (count, config.DEFAULT_ARCH) in results:
+            accuracy, minutes, *_ = results[count, config.DEFAULT_ARCH]
+            met = accuracy >= goal and minutes <= goal_minutes
+            print(f"goal, {config.DEFAULT_ARCH} >= {goal:.1%} with {count} photos per class in <= {goal_minutes:g} min "
+                  f"of training: {'met' if met else 'NOT met'} ({accuracy:.2%}, {minutes:.1f} min)")
     plot(results, args, tested)
     print(f"plot: {args.plot}")
 
