@@ -156,7 +156,7 @@ def test_quick_check_reads_no_photo_again(tmp_path, capsys, monkeypatch):
         monkeypatch.setattr(module, name, no_reading)
     lines = quick_check(train, test, list(COLOURS), IMAGE_SIZE)
     monkeypatch.undo()
-    assert lines and lines[0].startswith("1 Test_Set photos are exact copies of Training_Set photos")
+    assert lines and lines[0].startswith("1 Test_Set photo is an exact copy of a Training_Set photo")
 
 
 def test_every_training_run_starts_with_the_short_form(tmp_path, run):
