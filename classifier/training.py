@@ -34,9 +34,12 @@ MAX_EPOCH_FACTOR = 10            # ...with at most this many times its default e
 # Fewer training photos than HEAD_ONLY_BELOW: a pretrained model trains only its new head, for
 # HEAD_ONLY_STEPS steps, on the whole backbone's features computed once (MODEL_CARD.md, "How many
 # photos"): on a few dozen photos a class, fine-tuning blocks overfits, and the head needs hundreds
-# of steps to converge, which on the pooled features take seconds.
+# of steps to converge, which on the pooled features take seconds. They come in HEAD_ONLY_EPOCHS
+# epochs, each passing over the photos as often as that takes (passes_per_epoch): 300 epochs of
+# one step each would spend their time validating and logging.
 HEAD_ONLY_BELOW = 500
 HEAD_ONLY_STEPS = 300
+HEAD_ONLY_EPOCHS = 10
 
 
 @dataclass
@@ -55,7 +58,7 @@ def with_model_defaults(config, training_photos=0):
     arch = MODELS[config.arch]
     batch_size = config.batch_size or arch.batch_size
     if head_only(config, training_photos):
-        default_epochs = math.ceil(HEAD_ONLY_STEPS / math.ceil(training_photos / batch_size))
+        default_epochs = HEAD_ONLY_EPOCHS
     else:
         default_epochs = training_photos and arch.epochs * more_epochs_for_few_photos(arch, training_photos, batch_size)
     epochs = config.epochs or default_epochs
@@ -77,6 +80,14 @@ def more_epochs_for_few_photos(arch, training_photos, batch_size):
 def head_only(config, training_photos):
     """Whether a run trains only a pretrained model's new head (HEAD_ONLY_BELOW)."""
     return MODELS[config.arch].pretrained and 0 < (training_photos or 0) < HEAD_ONLY_BELOW
+
+
+def passes_per_epoch(config, training_photos, batch_size):
+    """How many times an epoch goes over the training photos: once, but for a head-only run, enough
+    times that its epochs come to HEAD_ONLY_STEPS steps (each pass a new shuffle and new flips)."""
+    if not head_only(config, training_photos):
+        return 1
+    return max(1, math.ceil(HEAD_ONLY_STEPS / (config.epochs * math.ceil(training_photos / batch_size))))
 
 
 def plan_phases(config, training_photos=None):
@@ -219,16 +230,19 @@ def data_for_fit(run, model, photos):
     from .model import split_frozen
 
     whole_backbone = head_only(config, len(photos.train))
+    passes = passes_per_epoch(config, len(photos.train), batch_size)
     with run.strategy.scope():
         frozen, top = split_frozen(model, whole_backbone)
     print(f"Running the {'backbone' if whole_backbone else 'frozen blocks of the backbone'} once over the "
           f"{counted(len(photos.train), 'training photo')} and their mirror images, and the "
           f"{counted(len(photos.validation), 'validation photo')}; each epoch then trains only the "
-          f"{'new head' if whole_backbone else 'top'}...", flush=True)
+          f"{'new head' if whole_backbone else 'top'}" + (f", going over the photos {passes} times" if passes > 1 else "") + "...",
+          flush=True)
     verbose = 1 if os.isatty(1) else 2
     train = frozen_features(frozen, photos.train, config.image_size, batch_size, mirrors=True, verbose=verbose)
     validation = frozen_features(frozen, photos.validation, config.image_size, batch_size, mirrors=False, verbose=verbose)
-    return FitData(top, shard(feature_dataset(train, photos.train, batch_size, shuffle=True, seed=config.seed, mirrored=True)),
+    stream = feature_dataset(train, photos.train, batch_size, shuffle=True, seed=config.seed, mirrored=True).repeat(passes)
+    return FitData(top, shard(stream),
                    shard(feature_dataset(validation, photos.validation, batch_size)) if photos.validation else None,
                    feature_dataset(np.concatenate([train[:, 0], validation]), photos.train + photos.validation, batch_size))
 
@@ -244,7 +258,8 @@ def fit_phases(run, model, photos):
     checkpoint, log_path = run.checkpoint, run.log
     best_path = checkpoint / "best.weights.h5"
     fit = data_for_fit(run, model, photos)
-    steps_per_epoch = math.ceil(len(photos.train) / run.batch_size)
+    passes = passes_per_epoch(run.config, len(photos.train), run.batch_size)
+    steps_per_epoch = math.ceil(len(photos.train) / run.batch_size) * passes
     for phase in plan_phases(run.config, len(photos.train)):
         done = checkpoint / f"after-{phase.kind.value}.weights.h5"
         if done.exists():  # finished before an interruption

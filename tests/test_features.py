@@ -87,6 +87,22 @@ def test_the_head_takes_its_default_share_of_the_epochs(epochs, head, fine_tune)
     assert phases[-1].end_epoch == epochs and [phase.kind.value for phase in phases] == ["head", "fine-tune"][:len(phases)]
 
 
+@pytest.mark.parametrize("photos, given, epochs, passes", [
+    (45, 0, 10, 15),      # 25 photos a class, 10 % held out: 2 steps a pass, 15 passes an epoch, 300 steps in 10 epochs
+    (180, 0, 10, 5),      # 6 steps a pass
+    (180, 3, 3, 17),      # --epochs 3: still 300 steps or more (306)
+    (499, 0, 10, 2),      # 16 steps a pass
+    (500, 0, 14, 1),      # fine-tuned (more_epochs_for_few_photos): one pass an epoch
+])
+def test_head_only_epochs_go_over_the_photos_often_enough(photos, given, epochs, passes):
+    from classifier.config import RunConfig
+    from classifier.training import passes_per_epoch, with_model_defaults
+
+    config = with_model_defaults(RunConfig(epochs=given), photos)
+    assert config.epochs == epochs
+    assert passes_per_epoch(config, photos, 32) == passes
+
+
 @pytest.mark.parametrize("photos, head_only", [(45, True), (499, True), (500, False), (16_199, False)])
 def test_few_photos_train_only_the_head(photos, head_only):
     from classifier.config import RunConfig
@@ -100,8 +116,7 @@ def test_few_photos_train_only_the_head(photos, head_only):
 
 @pytest.mark.parametrize("arch, photos, given, expected", [
     ("efficientnet-lite0", 16_199, 0, 2),    # the shared set: the model's default
-    ("efficientnet-lite0", 180, 0, 50),      # 100 photos a class, 10 % held out: the head only, 300 steps of 6 an epoch
-    ("efficientnet-lite0", 45, 0, 150),      # 25 photos a class: 300 steps of 2
+    ("efficientnet-lite0", 180, 0, 10),      # 100 photos a class, 10 % held out: the head only (passes_per_epoch below)
     ("efficientnet-lite2", 900, 0, 8),       # fine-tuned: 29 steps an epoch, 4x the default
     ("efficientnet-lite0", 1_600, 0, 4),     # 50 steps an epoch: twice the default
     ("efficientnet-lite0", 180, 3, 3),       # --epochs given: as given
