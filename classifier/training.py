@@ -35,10 +35,10 @@ MAX_EPOCH_FACTOR = 10            # ...with at most this many times its default e
 # HEAD_ONLY_STEPS steps, on the whole backbone's features computed once (MODEL_CARD.md, "How many
 # photos"): on a few dozen photos a class, fine-tuning blocks overfits, and the head needs hundreds
 # of steps to converge, which on the pooled features take seconds. They come in HEAD_ONLY_EPOCHS
-# epochs, each passing over the photos as often as that takes (passes_per_epoch): 300 epochs of
+# epochs, each passing over the photos as often as that takes (passes_per_epoch): 1,200 epochs of
 # one step each would spend their time validating and logging.
 HEAD_ONLY_BELOW = 500
-HEAD_ONLY_STEPS = 300
+HEAD_ONLY_STEPS = 1200
 HEAD_ONLY_EPOCHS = 10
 
 

@@ -88,10 +88,10 @@ def test_the_head_takes_its_default_share_of_the_epochs(epochs, head, fine_tune)
 
 
 @pytest.mark.parametrize("photos, given, epochs, passes", [
-    (45, 0, 10, 15),      # 25 photos a class, 10 % held out: 2 steps a pass, 15 passes an epoch, 300 steps in 10 epochs
-    (180, 0, 10, 5),      # 6 steps a pass
-    (180, 3, 3, 17),      # --epochs 3: still 300 steps or more (306)
-    (499, 0, 10, 2),      # 16 steps a pass
+    (45, 0, 10, 60),      # 25 photos a class, 10 % held out: 2 steps a pass, 60 passes an epoch, 1,200 steps in 10 epochs
+    (180, 0, 10, 20),     # 6 steps a pass
+    (180, 7, 7, 29),      # --epochs 7: still 1,200 steps or more (1,218)
+    (499, 0, 10, 8),      # 16 steps a pass
     (500, 0, 14, 1),      # fine-tuned (more_epochs_for_few_photos): one pass an epoch
 ])
 def test_head_only_epochs_go_over_the_photos_often_enough(photos, given, epochs, passes):

@@ -19,7 +19,7 @@ EPOCHS = 4  # epochs 1-2 train the head, 3-4 fine-tune (training.plan_phases)
 
 def args(data, output, *extra):
     return ["--data", data, "--output", output, "--arch", "efficientnet-lite0", "--epochs", EPOCHS, "--image-size", 32,
-            "--batch-size", 8, "--float32-weights", *extra]
+            "--batch-size", 16, "--float32-weights", *extra]
 
 
 def train_in_process(*argv):
@@ -32,7 +32,7 @@ def train_in_process(*argv):
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     """504 training photos (fewer than training.HEAD_ONLY_BELOW train only the head, never fine-tune) at
-    batch 8: an epoch is long enough for the signal to land in it."""
+    batch 16: an epoch is long enough for the signal to land in it."""
     return make_dataset(tmp_path_factory.mktemp("data"), train_per_class=280, test_per_class=4)
 
 
