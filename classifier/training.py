@@ -215,6 +215,7 @@ class FitData:
     train: object               # tf.data stream of augmented, shuffled batches
     validation: object          # tf.data stream, or None when nothing is held out
     all_training: object        # the training then validation photos, not augmented, as `model` takes them
+    passes: int = 1             # times an epoch of `train` goes over the training photos (passes_per_epoch)
 
 
 def data_for_fit(run, model, photos):
@@ -244,7 +245,7 @@ def data_for_fit(run, model, photos):
     stream = feature_dataset(train, photos.train, batch_size, shuffle=True, seed=config.seed, mirrored=True).repeat(passes)
     return FitData(top, shard(stream),
                    shard(feature_dataset(validation, photos.validation, batch_size)) if photos.validation else None,
-                   feature_dataset(np.concatenate([train[:, 0], validation]), photos.train + photos.validation, batch_size))
+                   feature_dataset(np.concatenate([train[:, 0], validation]), photos.train + photos.validation, batch_size), passes)
 
 
 def fit_phases(run, model, photos):
@@ -258,8 +259,7 @@ def fit_phases(run, model, photos):
     checkpoint, log_path = run.checkpoint, run.log
     best_path = checkpoint / "best.weights.h5"
     fit = data_for_fit(run, model, photos)
-    passes = passes_per_epoch(run.config, len(photos.train), run.batch_size)
-    steps_per_epoch = math.ceil(len(photos.train) / run.batch_size) * passes
+    steps_per_epoch = math.ceil(len(photos.train) / run.batch_size) * fit.passes
     for phase in plan_phases(run.config, len(photos.train)):
         done = checkpoint / f"after-{phase.kind.value}.weights.h5"
         if done.exists():  # finished before an interruption
