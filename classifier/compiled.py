@@ -21,7 +21,6 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -143,24 +142,43 @@ def compile_model(model, info, model_path, weights_path, target=None):
 
 def flatbuffer(model, info, model_path, weights_path):
     """The .tflite bytes of prediction.inference_model(model, info), with the sha256 of the files it
-    comes from and the ModelInfo in its metadata. train_CNN.py --export tflite writes the same."""
+    comes from and the ModelInfo in its metadata. train_CNN.py --export tflite writes the same.
+
+    Converted from the frozen graph of one tf.function, not from a SavedModel: the same ops, made in
+    a fifth of the time (the shipped model: 1.7 s against 7.5 s), since nothing is
+    written, traced again and read back. That route leaves out the SignatureDef a SavedModel gives,
+    which with_metadata adds.
+    """
     from . import import_tensorflow
-    from .export import save_inference_graph
+    from .export import serving_function
     from .prediction import inference_model
 
     tf = import_tensorflow()
-    with tempfile.TemporaryDirectory(prefix=".compile-") as scratch:
-        save_inference_graph(inference_model(model, info), info.image_size, Path(scratch, "savedmodel"))
-        converted = tf.lite.TFLiteConverter.from_saved_model(str(Path(scratch, "savedmodel"))).convert()
+    function = serving_function(inference_model(model, info), info.image_size).get_concrete_function()
+    converted = tf.lite.TFLiteConverter.from_concrete_functions([function]).convert()
     return with_metadata(converted, {"source_sha256": source_sha256(model_path, weights_path), "model_info": info.to_dict()})
 
 
 def with_metadata(flatbuffer, metadata):
-    """The .tflite bytes with metadata (a dict, as JSON) added to the flatbuffer's metadata table."""
+    """The .tflite bytes with metadata (a dict, as JSON) added to the flatbuffer's metadata table, and
+    the `serving_default` signature a SavedModel's conversion gives: images -> output_0, output_1 (the
+    converter keeps the function's inputs and outputs in order: the keys of serving_function's dict)."""
     import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
 
+    def tensor_map(name, index):
+        entry = schema.TensorMapT()
+        entry.name, entry.tensorIndex = name, index
+        return entry
+
     model = schema.ModelT.InitFromPackedBuf(flatbuffer, 0)
+    graph = model.subgraphs[0]
+    if not model.signatureDefs:
+        signature = schema.SignatureDefT()
+        signature.signatureKey, signature.subgraphIndex = "serving_default", 0
+        signature.inputs = [tensor_map("images", graph.inputs[0])]
+        signature.outputs = [tensor_map(f"output_{position}", index) for position, index in enumerate(graph.outputs)]
+        model.signatureDefs = [signature]
     buffer = schema.BufferT()
     buffer.data = np.frombuffer(json.dumps(metadata).encode(), dtype=np.uint8)
     model.buffers.append(buffer)

@@ -91,11 +91,19 @@ def save_onnx(model, image_size, path):
     that ONNX Runtime refuses (no StatelessRandomUniformV2 op).
     """
     import tf2onnx
+
+    tf2onnx.convert.from_function(serving_function(model), input_signature=[images_spec(image_size)], output_path=str(path))
+
+
+def serving_function(model, image_size=None):
+    """model called with training=False as a tf.function returning {"output_0": ..., "output_1": ...}
+    (tf2onnx names a dict's outputs by its keys, else Identity:0, Identity_1:0); with image_size, its
+    input signature is images_spec's."""
     tf = import_tensorflow()
 
-    def serve(images):  # tf2onnx names the outputs of a dict by its keys (else Identity:0, Identity_1:0)
+    def serve(images):
         return {f"output_{index}": output for index, output in enumerate(tf.nest.flatten(model(images, training=False)))}
-    tf2onnx.convert.from_function(tf.function(serve), input_signature=[images_spec(image_size)], output_path=str(path))
+    return tf.function(serve, input_signature=[images_spec(image_size)] if image_size else None)
 
 
 def images_spec(image_size):
