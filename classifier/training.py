@@ -108,7 +108,6 @@ def plan_phases(config, training_photos=None):
     return phases
 
 
-
 def compile_for(model, phase, steps_per_epoch):
     """AdamW with a cosine decay to zero at the phase's last epoch (after a warm-up epoch if asked)."""
     steps = steps_per_epoch * (phase.end_epoch - phase.first_epoch)

@@ -116,7 +116,7 @@ def fresh_copy(root):
     Dataset/ folders (their README.txt only). Training writes runs/ here, never in the project."""
     work = root / "project"
     work.mkdir()
-    for name in ("train_CNN.py", "predict.py", "serve.py", "requirements.txt", "model.h5", "weights.h5"):
+    for name in ("train_CNN.py", "predict.py", "serve.py", "requirements.txt", "model.h5", "weights.h5", "model.tflite"):
         shutil.copy2(PROJECT / name, work / name)
     shutil.copytree(PROJECT / "classifier", work / "classifier", ignore=shutil.ignore_patterns("__pycache__"))
     for readme in (PROJECT / "Dataset").rglob("README.txt"):
