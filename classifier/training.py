@@ -93,7 +93,7 @@ def passes_per_epoch(config, training_photos, batch_size):
 def plan_phases(config, training_photos=None):
     """A pretrained model first trains its new head on the frozen backbone (a large learning rate
     would wreck the ImageNet features while the head is random), then fine-tunes the top blocks
-    at a tenth of the learning rate. The head takes the share of the epochs it has in the model's
+    at a small share of the learning rate (the model's fine_tune_share). The head takes the share of the epochs it has in the model's
     defaults (at least one); given few training photos, all of them (head_only). A model from
     scratch trains in one phase."""
     arch = MODELS[config.arch]
@@ -104,7 +104,7 @@ def plan_phases(config, training_photos=None):
     head_epochs = min(config.epochs, max(1, round(config.epochs * arch.head_epochs / arch.epochs)))
     phases = [PlannedPhase(Phase.HEAD, 0, head_epochs, config.learning_rate, warmup=False)]
     if config.epochs > head_epochs:
-        phases.append(PlannedPhase(Phase.FINE_TUNE, head_epochs, config.epochs, config.learning_rate / 10, warmup=False))
+        phases.append(PlannedPhase(Phase.FINE_TUNE, head_epochs, config.epochs, config.learning_rate * arch.fine_tune_share, warmup=False))
     return phases
 
 

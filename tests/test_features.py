@@ -82,6 +82,15 @@ def test_the_head_takes_its_default_share_of_the_epochs(epochs, head, fine_tune)
     assert phases[-1].end_epoch == epochs and [phase.kind.value for phase in phases] == ["head", "fine-tune"][:len(phases)]
 
 
+@pytest.mark.parametrize("arch, fine_tune_rate", [("efficientnet-lite0", 1e-3 / 30), ("efficientnet-lite2", 1e-3 / 10)])
+def test_the_top_blocks_fine_tune_at_the_models_share_of_the_learning_rate(arch, fine_tune_rate):
+    from classifier.config import RunConfig
+    from classifier.training import plan_phases
+
+    head, fine_tune = plan_phases(RunConfig(arch=arch, epochs=2, learning_rate=1e-3))
+    assert head.learning_rate == 1e-3 and fine_tune.learning_rate == pytest.approx(fine_tune_rate)
+
+
 @pytest.mark.parametrize("photos, given, epochs, passes", [
     (45, 0, 10, 60),      # 25 photos a class, 10 % held out: 2 steps a pass, 60 passes an epoch, 1,200 steps in 10 epochs
     (180, 0, 10, 20),     # 6 steps a pass

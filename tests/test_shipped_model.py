@@ -59,7 +59,7 @@ def test_phone_sized_photos_are_labelled_like_the_originals(tmp_path, run):
     assert accuracy_large >= accuracy_small - 0.03, (accuracy_small, accuracy_large)
 
 
-ACCURACY_FLOOR = 0.95   # the model card: 99.02 % on all 4,999 Test_Set photos; 100 % on this sample
+ACCURACY_FLOOR = 0.95   # the model card: 99.04 % on all 4,999 Test_Set photos; 99 % on this sample (1 cat missed)
 SAMPLE_PER_CLASS = 50   # 100 photos: a few seconds, and one wrong label in twenty would already fail
 
 
