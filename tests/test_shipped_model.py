@@ -81,6 +81,35 @@ def test_shipped_model_scores_at_least_the_floor_on_shared_test_photos(tmp_path,
     for name in ("Cats", "Dogs"):
         recall = float(re.search(rf"^{name}\s+[\d.]+%\s+([\d.]+)%", result.stdout, re.M).group(1)) / 100
         assert recall >= ACCURACY_FLOOR - 0.03, result.stdout
+    # Real cats and dogs are seldom `unknown`: the card says 0.82 % of Test_Set (1 of this sample).
+    flagged = int(re.search(r"unknown \(score above [\d.]+\): (\d+) of", result.stdout).group(1))
+    assert flagged <= 3, result.stdout
+
+
+NEITHER = SHARED_DATASET.parent / "neither"
+NEITHER_SAMPLE = 60     # of each kind: animals, and objects, food and scenes
+
+
+@pytest.mark.skipif(not NEITHER.is_dir(), reason=f"{NEITHER} not found")
+def test_shipped_model_labels_photos_of_neither_unknown(tmp_path, run):
+    """The card: 99.1 % of the 431 photos of neither flagged, 97.7 % of the animals. On 120 of them
+    (links) it flags 59 of 60 animals and 60 of 60 others; the floor, the goal of 95 %, leaves room
+    for 2 more misses. The model shipped before (fine-tuned at a tenth of the rate) flags 54 of the
+    animals and fails, as would one without its unknown score."""
+    rng = random.Random(0)
+    photos = sorted(NEITHER.glob("*.jpg"))
+    animals = rng.sample([path for path in photos if path.name.startswith("inet-animal")], NEITHER_SAMPLE)
+    others = rng.sample([path for path in photos if not path.name.startswith("inet-animal")], NEITHER_SAMPLE)
+    for kind, sample in (("animals", animals), ("others", others)):
+        (tmp_path / kind).mkdir()
+        for path in sample:
+            (tmp_path / kind / path.name).symlink_to(path)
+    result = run("predict.py", tmp_path / "animals", tmp_path / "others")
+    assert result.returncode == 0, result.stderr  # unknown is an answer, not an error
+    for kind, floor in (("animals", 0.95), ("others", 0.95)):
+        found = labels(result, kind)
+        assert len(found) == NEITHER_SAMPLE, result.stdout
+        assert sum(label == "unknown" for label in found.values()) >= floor * NEITHER_SAMPLE, (kind, found)
 
 
 @pytest.mark.skipif(not SHARED_DATASET.is_dir(), reason=f"{SHARED_DATASET} not found")
