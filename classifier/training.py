@@ -93,9 +93,9 @@ def passes_per_epoch(config, training_photos, batch_size):
 def plan_phases(config, training_photos=None):
     """A pretrained model first trains its new head on the frozen backbone (a large learning rate
     would wreck the ImageNet features while the head is random), then fine-tunes the top blocks
-    at a small share of the learning rate (the model's fine_tune_share). The head takes the share of the epochs it has in the model's
-    defaults (at least one); given few training photos, all of them (head_only). A model from
-    scratch trains in one phase."""
+    at a small share of the learning rate (the model's fine_tune_share). The head takes the share
+    of the epochs it has in the model's defaults (at least one); given few training photos, all of
+    them (head_only). A model from scratch trains in one phase."""
     arch = MODELS[config.arch]
     if not arch.pretrained:
         return [PlannedPhase(Phase.TRAIN, 0, config.epochs, config.learning_rate, warmup=True)]
@@ -291,6 +291,11 @@ class Scores:
     temperature: float          # calibration.calibrate on the validation photos; 1 where it did not help
     validation_ece: tuple       # (before, after) the temperature
 
+    @property
+    def test_flagged(self):
+        """The share of Test_Set the unknown score flags; None when Test_Set is empty."""
+        return float(np.mean(self.test_unknown > self.scorer.threshold)) if len(self.test_unknown) else None
+
 
 def score_photos(run, model, fit, photos):
     """Test_Set, once; the training and validation photos from what fit cached (decoded photos, or a
@@ -337,8 +342,8 @@ def save_results(run, model, photos, scores, minutes):
                          if scores.scorer.flagged is not None else f"above {scores.scorer.threshold:.4f}"}
     reports.write_report(report_dir, report_result(run, model, photos, scores, facts))
     kept = "the best validation epoch" if photos.validation else "the last epoch (nothing held out)"
-    print(f"{TEST_DIR} accuracy: {accuracy:.2%} ({kept} kept; training took {minutes:.1f} min); "
-          f"{np.mean(scores.test_unknown > scores.scorer.threshold):.1%} of its photos would be labelled unknown")
+    print(f"{TEST_DIR} accuracy: {accuracy:.2%} ({kept} kept; training took {minutes:.1f} min)"
+          + (f"; {scores.test_flagged:.1%} of its photos would be labelled unknown" if scores.test_flagged is not None else ""))
     warn_if_chance(log_path, len(class_names), config.arch)
     print(f"Saved {output / MODEL_FILE} and {output / WEIGHTS_FILE}; reports in {report_dir}")
     print(f"Label photos with it: python predict.py PHOTOS --model {output / MODEL_FILE}")
@@ -359,9 +364,8 @@ def report_result(run, model, photos, scores, facts):
         for mistake, heatmap in zip(shown, heatmaps):
             mistake.heatmap = heatmap
     training = photos.train + photos.validation
-    flagged = float(np.mean(scores.test_unknown > scores.scorer.threshold)) if len(scores.test_unknown) else None
     return reports.Result(run.class_names, run.log, facts, np.array([sample.label for sample in photos.test]), scores.test,
-                          mistakes, reports.disagreements(training, scores.training), len(training), flagged)
+                          mistakes, reports.disagreements(training, scores.training), len(training), scores.test_flagged)
 
 
 def compile_saved(output):
