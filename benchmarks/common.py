@@ -13,6 +13,7 @@ from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
 SHARED_DATASET = PROJECT.parent / "shared" / "datasets" / "cats_vs_dogs"
+NEITHER = SHARED_DATASET.parent / "neither"  # photos of neither class (its README)
 if str(PROJECT) not in sys.path:
     sys.path.insert(0, str(PROJECT))
 
@@ -32,6 +33,13 @@ def machine_line():
 def require_shared_dataset():
     if not SHARED_DATASET.is_dir():
         sys.exit(f"error: {SHARED_DATASET} not found: these benchmarks sample photos from it")
+
+
+def look_alike_animals(paths):
+    """Which photos of NEITHER are its animals (wolves, foxes, bears...; files named inet-animal_*),
+    the hard look-alikes for the unknown answer, counted apart from its objects, food and scenes."""
+    import numpy as np
+    return np.array([Path(path).name.startswith("inet-animal") for path in paths], bool)
 
 
 def sample_photos(split_dir, count, seed):

@@ -18,9 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import common
-from common import PROJECT, SHARED_DATASET
-
-NEITHER = PROJECT.parent / "shared" / "datasets" / "neither"
+from common import NEITHER, PROJECT, SHARED_DATASET
 
 
 def parse_args():
@@ -104,7 +102,7 @@ def main():
         top, unknown, _ = scored(model, info, paths)
         others[Path(folder).name] = (paths, top, unknown)
         if Path(folder) == NEITHER:  # its animals (wolves, foxes, bears...) are the hard look-alikes
-            animals = np.array(["animal" in path.name for path in paths])
+            animals = common.look_alike_animals(paths)
             others["neither: animals"] = ([p for p, a in zip(paths, animals) if a], top[animals], unknown[animals])
             others["neither: objects, food, scenes"] = ([p for p, a in zip(paths, animals) if not a], top[~animals], unknown[~animals])
 

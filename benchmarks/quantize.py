@@ -19,9 +19,7 @@ from pathlib import Path
 import numpy as np
 
 import common
-from common import PROJECT, SHARED_DATASET
-
-NEITHER = PROJECT.parent / "shared" / "datasets" / "neither"
+from common import NEITHER, PROJECT, SHARED_DATASET
 
 
 def parse_args():

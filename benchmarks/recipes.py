@@ -16,6 +16,7 @@ The whole shared set: about 9 min for the frozen blocks, 1 min for the head, the
 (2 CPU cores). --training-photos N trains on N of them, for a quick check.
 """
 import argparse
+import math
 import random
 import sys
 import time
@@ -23,9 +24,7 @@ import time
 import numpy as np
 
 import common
-from common import SHARED_DATASET
-
-NEITHER = SHARED_DATASET.parent / "neither"
+from common import NEITHER, SHARED_DATASET
 
 
 def parse_args():
@@ -52,38 +51,40 @@ class Bench:
         from classifier.config import RunConfig
         from classifier.data import check_layout, labelled_samples
         from classifier.features import feature_dataset, frozen_features
-        from classifier.model import MODELS, Phase, make_model, set_phase, split_frozen
-        from classifier.training import PlannedPhase, compile_for, load_photos, with_model_defaults
+        from classifier.model import MODELS, make_model, set_phase, split_frozen
+        from classifier.open_set import feature_model
+        from classifier.training import compile_for, load_photos, plan_phases, with_model_defaults
 
         config = RunConfig(data=str(SHARED_DATASET), **({"arch": args.arch} if args.arch else {}))
         if not MODELS[config.arch].pretrained:
             sys.exit(f"error: --arch {config.arch} trains from scratch: it has no head phase to start recipes from")
-        self.config = config = with_model_defaults(config)
-        photos = load_photos(config, check_layout(config.data))
+        photos = load_photos(with_model_defaults(config), check_layout(config.data))
+        self.config = config = with_model_defaults(config, len(photos.train))
+        head_phase = plan_phases(config, len(photos.train))[0]  # train_CNN.py's, whatever --training-photos samples
         self.train, self.validation = photos.train, photos.validation
         if args.training_photos:  # a seeded sample: the training photos come sorted by class
             self.train = random.Random(config.seed).sample(self.train, min(args.training_photos, len(self.train)))
+        self.labels = np.array([sample.label for sample in self.validation])
         keras.utils.set_random_seed(config.seed)
         self.model = make_model(config.arch, config.image_size, 2)
         frozen, self.top = split_frozen(self.model)
+        self.with_features = feature_model(self.top)
         others = labelled_samples(NEITHER.parent, [NEITHER.name], config.image_size)[0] if NEITHER.is_dir() else []
-        self.animals = np.array(["animal" in sample.path.name for sample in others])
+        self.animals = common.look_alike_animals([sample.path for sample in others])
         started = time.time()
         batch = config.batch_size
         train = frozen_features(frozen, self.train, config.image_size, batch, mirrors=True, verbose=0)
         validation = frozen_features(frozen, self.validation, config.image_size, batch, mirrors=False, verbose=0)
-        self.others = frozen_features(frozen, others, config.image_size, batch, mirrors=False, verbose=0)
+        self.others = frozen_features(frozen, others, config.image_size, batch, mirrors=False, verbose=0).astype("float32")
         print(f"Frozen blocks over {len(self.train)} training photos (and mirrors), {len(self.validation)} validation photos "
               f"and {len(others)} photos of neither: {time.time() - started:.0f} s", flush=True)
         self.stream = feature_dataset(train, self.train, batch, shuffle=True, seed=config.seed, mirrored=True)
         self.unmirrored = feature_dataset(np.concatenate([train[:, 0], validation]), self.train + self.validation, batch)
-        self.steps = -(-len(self.train) // batch)
-        self.phase, self.fine_tuning, self.set_phase, self.compile_for = PlannedPhase, Phase.FINE_TUNE, set_phase, compile_for
-        set_phase(self.model, Phase.HEAD)
-        head_epochs = MODELS[config.arch].head_epochs
-        compile_for(self.top, PlannedPhase(Phase.HEAD, 0, head_epochs, config.learning_rate, warmup=False), self.steps)
+        self.steps = math.ceil(len(self.train) / batch)
+        set_phase(self.model, head_phase.kind)
+        compile_for(self.top, head_phase, self.steps)
         started = time.time()
-        self.top.fit(self.stream, epochs=head_epochs, verbose=0)
+        self.top.fit(self.stream, epochs=head_phase.end_epoch, verbose=0)
         self.head = self.weights()
         print(f"{'recipe (epochs:share)':<34}{'val acc':>9}{'wrong':>7}{'loss':>8}{'ECE':>8}{'ECE T':>8}"
               + (f"{'neither':>9}{'animals':>9}" if len(others) else f"  ({NEITHER} not found: no unknown figures)"))
@@ -98,9 +99,12 @@ class Bench:
 
     def fine_tune(self, epochs, share, average):
         """Fine-tune from the trained head, scoring each epoch (and the means of the last epochs)."""
+        from classifier.model import Phase, set_phase
+        from classifier.training import PlannedPhase, compile_for
+
         self.load(self.head)
-        self.set_phase(self.model, self.fine_tuning)
-        self.compile_for(self.top, self.phase(self.fine_tuning, 0, epochs, self.config.learning_rate * share, warmup=False), self.steps)
+        set_phase(self.model, Phase.FINE_TUNE)
+        compile_for(self.top, PlannedPhase(Phase.FINE_TUNE, 0, epochs, self.config.learning_rate * share, warmup=False), self.steps)
         started, kept = time.time(), []
         for epoch in range(1, epochs + 1):
             self.top.fit(self.stream, epochs=1, verbose=0)
@@ -111,18 +115,17 @@ class Bench:
             self.score(f"{epochs}:{share:g} mean of the last {count}")
 
     def score(self, name):
-        from classifier.open_set import feature_model, fit_after_training
+        import keras
+        from classifier.open_set import fit_after_training
 
-        labels = np.array([sample.label for sample in self.validation])
-        outputs = feature_model(self.top).predict(self.unmirrored, verbose=0)
-        scorer, _, (ece_before, ece_after) = fit_after_training(outputs, len(self.train), list(labels), self.config.seed)
+        outputs = self.with_features.predict(self.unmirrored, verbose=0)
+        scorer, _, (ece_before, ece_after) = fit_after_training(outputs, len(self.train), list(self.labels), self.config.seed)
         probabilities = outputs[0][len(self.train):]
-        wrong = int(np.sum(probabilities.argmax(axis=1) != labels))
-        loss = -np.mean(np.log(np.clip(probabilities[np.arange(len(labels)), labels], 1e-12, 1)))
-        line = f"{name:<34}{1 - wrong / len(labels):>9.2%}{wrong:>7}{loss:>8.4f}{ece_before:>8.2%}{ece_after:>8.2%}"
+        wrong = int(np.sum(probabilities.argmax(axis=1) != self.labels))
+        loss = float(np.mean(keras.losses.sparse_categorical_crossentropy(self.labels, probabilities)))
+        line = f"{name:<34}{1 - wrong / len(self.labels):>9.2%}{wrong:>7}{loss:>8.4f}{ece_before:>8.2%}{ece_after:>8.2%}"
         if len(self.others):
-            features = feature_model(self.top).predict(self.others.astype("float32"), verbose=0)[1]
-            flagged = scorer.scores(features) > scorer.threshold
+            flagged = scorer.scores(self.with_features.predict(self.others, verbose=0)[1]) > scorer.threshold
             line += f"{np.mean(flagged):>9.2%}{np.mean(flagged[self.animals]):>9.2%}"
         print(line, flush=True)
 
